@@ -1,0 +1,14 @@
+"""Artifact, model and step names shared by steps, pipelines, run.py, bento/ and tests (no ZenML import)."""
+
+DATASET_ARTIFACT = "dataset_manifest"
+BASE_MODEL_ARTIFACT = "base_model"
+TRAINED_MODEL_ARTIFACT = "trained_model"
+TRAINING_RESULT_ARTIFACT = "training_result"
+EVALUATION_REPORT_ARTIFACT = "evaluation_report"
+CONFUSION_MATRIX_ARTIFACT = "confusion_matrix"
+REPORT_MARKDOWN_ARTIFACT = "evaluation_summary"
+
+ZERO_SHOT_EVALUATION_STEP = "evaluate_zero_shot"
+FINE_TUNED_EVALUATION_STEP = "evaluate_fine_tuned"
+
+ZENML_MODEL_NAME = "har_clip_classifier"

@@ -1,0 +1,155 @@
+"""Image-folder manifests and the torch Dataset that reads them.
+
+Every data source ends as a `<root>/<label>/<image>` tree; a manifest lists its images per split, so steps
+pass a small JSON artifact around instead of re-reading the source.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+from PIL import Image
+from pydantic import BaseModel, ConfigDict
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from har_core.transform import AugmentationLevel, PreprocessConfig, augment, preprocess
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
+MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs with a clear error instead of PIL's warning
+
+
+class CorruptImageError(ValueError):
+    """An image file could not be decoded; the message names the file."""
+
+
+class ImageRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    label: int
+
+
+class DatasetManifest(BaseModel):
+    """Labels plus the images of each split; paths are absolute so any process on this machine can read them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    labels: list[str]
+    root: str
+    train: list[ImageRecord]
+    val: list[ImageRecord]
+    test: list[ImageRecord]
+    skipped: list[str] = []
+
+    def split(self, name: Literal["train", "val", "test"]) -> list[ImageRecord]:
+        return list(getattr(self, name))
+
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        """Images per label in each split, for logs and dashboards."""
+        counts = {}
+        for name in ("train", "val", "test"):
+            per_label = Counter(record.label for record in getattr(self, name))
+            counts[name] = {label: per_label.get(index, 0) for index, label in enumerate(self.labels)}
+        return counts
+
+
+def scan_image_folder(root: str | Path, labels: Sequence[str]) -> list[ImageRecord]:
+    """All images under `<root>/<label>/`, in a stable order; unknown label folders are errors."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"Image folder {str(root)!r} does not exist or is not a directory.")
+    label_index = {label: index for index, label in enumerate(labels)}
+    folders = sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith("."))
+    unknown = [folder.name for folder in folders if folder.name not in label_index]
+    if unknown:
+        raise ValueError(
+            f"Image folder {str(root)!r} has sub-folders that are not labels: {unknown}. "
+            f"Known labels: {list(labels)}."
+        )
+    records = [
+        ImageRecord(path=str(path.resolve()), label=label_index[folder.name])
+        for folder in folders
+        for path in sorted(folder.iterdir())
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not records:
+        raise ValueError(f"Image folder {str(root)!r} holds no images (expected <root>/<label>/*.jpg).")
+    return records
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Decode an image fully, raising `CorruptImageError` that names the file when it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise CorruptImageError(
+                    f"Image {str(path)!r} is {image.width}x{image.height}, over the {MAX_IMAGE_PIXELS} pixel limit."
+                )
+            image.load()
+            return image.copy()
+    except CorruptImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise CorruptImageError(f"Cannot read image {str(path)!r}: {error}") from error
+
+
+def check_images(
+    records: Sequence[ImageRecord], on_corrupt: Literal["error", "skip"]
+) -> tuple[list[ImageRecord], list[str]]:
+    """Decode every image once, so a bad file fails here (or is skipped and counted) rather than mid-epoch."""
+    valid, skipped = [], []
+    for record in tqdm(records, desc="Checking images", unit="img", leave=False):
+        try:
+            with Image.open(record.path) as image:
+                image.draft("RGB", (64, 64))  # JPEG: decode at reduced scale, still detects truncation
+                image.load()
+            valid.append(record)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+            if on_corrupt == "error":
+                raise CorruptImageError(
+                    f"Cannot read image {record.path!r}: {error}. Remove the file, or set data.on_corrupt: skip."
+                ) from error
+            skipped.append(record.path)
+    if skipped:
+        logger.warning("Skipped %d unreadable images (data.on_corrupt=skip): %s", len(skipped), skipped[:5])
+    return valid, skipped
+
+
+class ImageClassificationDataset(Dataset):
+    """(pixel_values, label) pairs; augmentation is seeded by (seed, epoch, index) so runs are repeatable."""
+
+    def __init__(
+        self,
+        records: Sequence[ImageRecord],
+        preprocess_config: PreprocessConfig,
+        augmentation: AugmentationLevel = "none",
+        seed: int = 0,
+    ) -> None:
+        self.records = list(records)
+        self.preprocess_config = preprocess_config
+        self.augmentation = augmentation
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        record = self.records[index]
+        image = load_image(record.path)
+        if self.augmentation != "none":
+            rng = random.Random(f"{self.seed}-{self.epoch}-{index}")
+            image = augment(image, self.augmentation, rng)
+        return preprocess(image, self.preprocess_config), record.label

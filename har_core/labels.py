@@ -1,0 +1,61 @@
+"""The HAR label set and the text prompts that turn labels into CLIP class embeddings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# Order matters: it is the ClassLabel order of `Bingsu/Human_Action_Recognition`, so label index i
+# in the dataset is HAR_LABELS[i] here.
+HAR_LABELS: tuple[str, ...] = (
+    "calling",
+    "clapping",
+    "cycling",
+    "dancing",
+    "drinking",
+    "eating",
+    "fighting",
+    "hugging",
+    "laughing",
+    "listening_to_music",
+    "running",
+    "sitting",
+    "sleeping",
+    "texting",
+    "using_laptop",
+)
+
+# Several templates per class are embedded and averaged (prompt ensembling, as in CLIP's zero-shot recipe).
+DEFAULT_TEMPLATES: tuple[str, ...] = (
+    "a photo of a person {}.",
+    "a photo of someone {}.",
+    "an image of a person {}.",
+    "a cropped photo of a person {}.",
+)
+
+
+def label_to_text(label: str) -> str:
+    """`listening_to_music` -> `listening to music`: CLIP's text tower was trained on words, not identifiers."""
+    return label.replace("_", " ").strip()
+
+
+def build_prompts(labels: Sequence[str], templates: Sequence[str]) -> list[list[str]]:
+    """Prompts per label (outer list follows `labels`), one per template."""
+    validate_labels(labels)
+    if not templates:
+        raise ValueError("At least one prompt template is needed.")
+    for template in templates:
+        if template.count("{}") != 1:
+            raise ValueError(f"Prompt template {template!r} must contain exactly one '{{}}' placeholder.")
+    return [[template.format(label_to_text(label)) for template in templates] for label in labels]
+
+
+def validate_labels(labels: Sequence[str]) -> None:
+    """Reject empty, blank or duplicated labels up front: they would silently merge classes."""
+    if not labels:
+        raise ValueError("The label list is empty.")
+    blank = [label for label in labels if not label or not label.strip()]
+    if blank:
+        raise ValueError("Labels must be non-empty strings.")
+    duplicates = sorted({label for label in labels if list(labels).count(label) > 1})
+    if duplicates:
+        raise ValueError(f"Duplicated labels: {duplicates}.")

@@ -1,0 +1,156 @@
+"""The CLIP action classifier: image embeddings scored against cached class-text embeddings.
+
+Logits are `logit_scale * <normalise(image_embedding), class_embedding>` where each class embedding is the
+normalised mean of its prompt-template embeddings (prompt ensembling). The text tower is frozen, so its pooled
+outputs are computed once per label set and cached; the projections stay trainable and are applied live.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import CLIPModel, CLIPTokenizer
+
+from har_core.backbone import load_backbone, resolve_backbone
+from har_core.config import ClassifierConfig
+from har_core.labels import build_prompts
+from har_core.transform import PreprocessConfig
+
+logger = logging.getLogger(__name__)
+
+MODEL_CARD_FILE = "har_clip.json"
+BACKBONE_DIR = "backbone"
+FORMAT_VERSION = 1
+MAX_LOGIT_SCALE = 100.0
+
+
+class HarClipClassifier(nn.Module):
+    """CLIP zero-shot/fine-tuned classifier over a fixed, replaceable label set."""
+
+    def __init__(
+        self,
+        clip: CLIPModel,
+        tokenizer: CLIPTokenizer,
+        labels: Sequence[str],
+        templates: Sequence[str],
+        preprocess_config: PreprocessConfig,
+        backbone_name: str,
+        freeze_vision: bool = False,
+    ) -> None:
+        super().__init__()
+        self.clip = clip
+        self.tokenizer = tokenizer
+        self.preprocess_config = preprocess_config
+        self.backbone_name = backbone_name
+        self.clip.text_model.requires_grad_(False)
+        self.clip.vision_model.requires_grad_(not freeze_vision)
+        self.freeze_vision = freeze_vision
+        self.register_buffer("text_features", torch.empty(0), persistent=False)
+        self.set_labels(labels, templates)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._labels)
+
+    @property
+    def templates(self) -> list[str]:
+        return list(self._templates)
+
+    @torch.no_grad()
+    def set_labels(self, labels: Sequence[str], templates: Sequence[str]) -> None:
+        """Encode every (label, template) prompt with the frozen text tower and cache the pooled outputs."""
+        prompts = build_prompts(labels, templates)
+        flat = [prompt for per_label in prompts for prompt in per_label]
+        tokens = self.tokenizer(flat, padding=True, truncation=True, return_tensors="pt")
+        device = self.clip.logit_scale.device
+        was_training = self.clip.text_model.training
+        self.clip.text_model.eval()
+        pooled = self.clip.text_model(
+            input_ids=tokens["input_ids"].to(device), attention_mask=tokens["attention_mask"].to(device)
+        ).pooler_output
+        self.clip.text_model.train(was_training)
+        self.text_features = pooled.reshape(len(labels), len(templates), -1).float()
+        self._labels, self._templates = tuple(labels), tuple(templates)
+
+    def class_embeddings(self) -> torch.Tensor:
+        """(num_labels, dim) normalised class embeddings; differentiable through `text_projection`."""
+        projected = F.normalize(self.clip.text_projection(self.text_features), dim=-1)
+        return F.normalize(projected.mean(dim=1), dim=-1)
+
+    def image_embeddings(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        pooled = self.clip.vision_model(pixel_values=pixel_values).pooler_output
+        return F.normalize(self.clip.visual_projection(pooled), dim=-1)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Logits of shape (batch, num_labels)."""
+        scale = self.clip.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+        image = self.image_embeddings(pixel_values)
+        return scale * image @ self.class_embeddings().to(image.dtype).T
+
+    def save(self, directory: str | Path) -> Path:
+        """Write `backbone/` (HF format, safetensors) and `har_clip.json` (labels, templates, preprocessing)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.clip.save_pretrained(directory / BACKBONE_DIR, safe_serialization=True)
+        self.tokenizer.save_pretrained(directory / BACKBONE_DIR)
+        card = {
+            "format_version": FORMAT_VERSION,
+            "backbone": self.backbone_name,
+            "labels": self.labels,
+            "templates": self.templates,
+            "freeze_vision": self.freeze_vision,
+            "preprocess": self.preprocess_config.model_dump(mode="json"),
+        }
+        (directory / MODEL_CARD_FILE).write_text(json.dumps(card, indent=2))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> HarClipClassifier:
+        """Rebuild a classifier saved by `save` (no pickle: safetensors weights and JSON metadata)."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"Model directory {str(directory)!r} does not exist.")
+        card_path = directory / MODEL_CARD_FILE
+        if not card_path.is_file():
+            raise FileNotFoundError(
+                f"{str(directory)!r} is not a har-clip model directory: {MODEL_CARD_FILE} is missing."
+            )
+        card = json.loads(card_path.read_text())
+        if card.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"Unsupported har-clip model format {card.get('format_version')!r} in {card_path}.")
+        clip = CLIPModel.from_pretrained(directory / BACKBONE_DIR, use_safetensors=True)
+        tokenizer = CLIPTokenizer.from_pretrained(directory / BACKBONE_DIR)
+        model = cls(
+            clip.to(device),
+            tokenizer,
+            card["labels"],
+            card["templates"],
+            PreprocessConfig(**card["preprocess"]),
+            card["backbone"],
+            freeze_vision=card.get("freeze_vision", False),
+        )
+        return model.eval()
+
+
+def build_classifier(config: ClassifierConfig, labels: Sequence[str]) -> HarClipClassifier:
+    """A classifier initialised from the configured backbone (zero-shot until trained)."""
+    name_or_path = resolve_backbone(config)
+    clip, tokenizer, processor = load_backbone(name_or_path)
+    backbone_name = "tiny-clip" if config.tiny_backbone else config.backbone
+    return HarClipClassifier(
+        clip,
+        tokenizer,
+        labels,
+        config.templates,
+        PreprocessConfig.from_image_processor(processor),
+        backbone_name,
+        freeze_vision=config.freeze_vision,
+    ).eval()
+
+

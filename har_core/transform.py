@@ -1,0 +1,109 @@
+"""The one image preprocessing path (training, evaluation and serving) and training-time augmentation.
+
+The preprocessing settings come from the backbone's image processor and are saved with every model, so each
+consumer rebuilds exactly the same transform.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image, ImageEnhance, ImageOps
+from pydantic import BaseModel, ConfigDict, Field
+
+AugmentationLevel = Literal["none", "light", "medium", "strong"]
+
+
+class PreprocessConfig(BaseModel):
+    """Resize the short side, centre-crop a square, scale to [0, 1], normalise with CLIP's mean and std."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resize_shortest_edge: int = Field(224, ge=1)
+    crop_size: int = Field(224, ge=1)
+    mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+    std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+
+    @classmethod
+    def from_image_processor(cls, processor) -> PreprocessConfig:
+        """Read the settings of a transformers CLIP image processor."""
+        return cls(
+            resize_shortest_edge=processor.size.shortest_edge or processor.size.height,
+            crop_size=processor.crop_size.height,
+            mean=tuple(processor.image_mean),
+            std=tuple(processor.image_std),
+        )
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB view of any PIL image; transparent pixels (RGBA, LA, palette with transparency) become white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        pixels = np.asarray(image, dtype=np.float32)
+        span = float(pixels.max() - pixels.min()) or 1.0
+        scaled = ((pixels - pixels.min()) / span * 255.0).astype(np.uint8)
+        return Image.fromarray(scaled, mode="L").convert("RGB")
+    return image.convert("RGB")
+
+
+def preprocess(image: Image.Image, config: PreprocessConfig) -> torch.Tensor:
+    """A float tensor of shape (3, crop, crop); the input image is not modified."""
+    rgb = to_rgb(image)
+    width, height = rgb.size
+    scale = config.resize_shortest_edge / min(width, height)
+    resized_size = (max(config.crop_size, round(width * scale)), max(config.crop_size, round(height * scale)))
+    resized = rgb.resize(resized_size, Image.Resampling.BICUBIC)
+    left = (resized.width - config.crop_size) // 2
+    top = (resized.height - config.crop_size) // 2
+    cropped = resized.crop((left, top, left + config.crop_size, top + config.crop_size))
+    pixels = torch.from_numpy(np.asarray(cropped, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean = torch.tensor(config.mean).view(3, 1, 1)
+    std = torch.tensor(config.std).view(3, 1, 1)
+    return (pixels - mean) / std
+
+
+_AUGMENTATIONS: dict[str, dict[str, float]] = {
+    # min_crop_area: random-resized-crop lower bound; jitter: colour jitter strength; rotate: max degrees.
+    "light": {"min_crop_area": 0.8, "jitter": 0.0, "rotate": 0.0, "grayscale": 0.0},
+    "medium": {"min_crop_area": 0.6, "jitter": 0.2, "rotate": 10.0, "grayscale": 0.0},
+    "strong": {"min_crop_area": 0.4, "jitter": 0.4, "rotate": 20.0, "grayscale": 0.1},
+}
+
+
+def augment(image: Image.Image, level: AugmentationLevel, rng: random.Random) -> Image.Image:
+    """A randomly perturbed RGB copy of `image` (flip, resized crop, colour jitter, rotation by level)."""
+    image = to_rgb(image)
+    if level == "none":
+        return image
+    params = _AUGMENTATIONS[level]
+    if rng.random() < 0.5:
+        image = ImageOps.mirror(image)
+    image = _random_resized_crop(image, params["min_crop_area"], rng)
+    if params["rotate"]:
+        image = image.rotate(rng.uniform(-params["rotate"], params["rotate"]), Image.Resampling.BILINEAR)
+    if params["jitter"]:
+        for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+            image = enhancer(image).enhance(rng.uniform(1 - params["jitter"], 1 + params["jitter"]))
+    if rng.random() < params["grayscale"]:
+        image = ImageOps.grayscale(image).convert("RGB")
+    return image
+
+
+def _random_resized_crop(image: Image.Image, min_area: float, rng: random.Random) -> Image.Image:
+    """Crop a random region covering [min_area, 1] of the image with aspect ratio in [3/4, 4/3]."""
+    width, height = image.size
+    area = rng.uniform(min_area, 1.0) * width * height
+    aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+    crop_w = min(width, max(1, round((area * aspect) ** 0.5)))
+    crop_h = min(height, max(1, round((area / aspect) ** 0.5)))
+    left = rng.randint(0, width - crop_w)
+    top = rng.randint(0, height - crop_h)
+    return image.crop((left, top, left + crop_w, top + crop_h))

@@ -1,0 +1,16 @@
+"""Step: the untrained (zero-shot) classifier for the dataset's labels."""
+
+from typing import Annotated
+
+from zenml import step
+
+from har_core.config import ClassifierConfig
+from har_core.constants import BASE_MODEL_ARTIFACT
+from har_core.dataset import DatasetManifest
+from har_core.model import HarClipClassifier, build_classifier
+
+
+@step
+def load_base_model(classifier: ClassifierConfig, dataset: DatasetManifest) -> Annotated[HarClipClassifier, BASE_MODEL_ARTIFACT]:
+    """Load the CLIP backbone and cache the class-text embeddings of `dataset.labels`."""
+    return build_classifier(classifier, dataset.labels)

@@ -1,0 +1,30 @@
+"""Step: resolve the configured data source to a split manifest."""
+
+from typing import Annotated
+
+from zenml import log_metadata, step
+from zenml.logger import get_logger
+
+from har_core.config import DataConfig
+from har_core.constants import DATASET_ARTIFACT
+from har_core.dataset import DatasetManifest
+from har_core.sources import build_manifest
+
+logger = get_logger(__name__)
+
+
+@step
+def load_data(data: DataConfig) -> Annotated[DatasetManifest, DATASET_ARTIFACT]:
+    """Build (or reuse) the image folder for `data.source`, check every image, and split it."""
+    manifest = build_manifest(data)
+    log_metadata(
+        metadata={
+            "source": data.source,
+            "root": manifest.root,
+            "images": {name: len(manifest.split(name)) for name in ("train", "val", "test")},
+            "skipped_images": len(manifest.skipped),
+            "class_counts": manifest.class_counts(),
+        },
+        infer_artifact=True,
+    )
+    return manifest

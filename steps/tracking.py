@@ -1,0 +1,44 @@
+"""Log to whichever experiment trackers the active stack gave this step (MLflow now; W&B joins later).
+
+ZenML starts the tracker's run before the step body runs, so logging here is a no-op on stacks without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import mlflow
+from PIL import Image
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    if mlflow.active_run() is not None:
+        mlflow.log_params({key: str(value)[:6000] for key, value in params.items()})
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None, prefix: str = "") -> None:
+    if mlflow.active_run() is not None:
+        mlflow.log_metrics({f"{prefix}{key}": float(value) for key, value in metrics.items()}, step=step)
+
+
+def log_image(image: Image.Image, file_name: str) -> None:
+    if mlflow.active_run() is not None:
+        mlflow.log_image(image, artifact_file=file_name)
+
+
+def log_text(text: str, file_name: str) -> None:
+    if mlflow.active_run() is not None:
+        mlflow.log_text(text, artifact_file=file_name)
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`, for trackers that take flat parameter names."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

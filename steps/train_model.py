@@ -1,0 +1,43 @@
+"""Step: fine-tune the classifier and return the best-epoch model."""
+
+from pathlib import Path
+from typing import Annotated
+
+from zenml import get_step_context, log_metadata, step
+from zenml.logger import get_logger
+
+from har_core.config import TrainingConfig
+from har_core.constants import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
+from har_core.dataset import DatasetManifest
+from har_core.model import HarClipClassifier
+from har_core.training import EpochMetrics, TrainingResult, train_classifier
+from steps import tracking
+
+logger = get_logger(__name__)
+
+
+@step
+def train_model(
+    base_model: HarClipClassifier, dataset: DatasetManifest, training: TrainingConfig
+) -> tuple[Annotated[HarClipClassifier, TRAINED_MODEL_ARTIFACT], Annotated[TrainingResult, TRAINING_RESULT_ARTIFACT]]:
+    """Train on the manifest's train split, early-stopping on val accuracy; checkpoints go under a per-run folder."""
+    run_name = get_step_context().pipeline_run.name
+    tracking.log_params(tracking.flatten(training.model_dump(mode="json")))
+
+    def on_epoch_end(metrics: EpochMetrics) -> None:
+        tracking.log_metrics(metrics.model_dump(exclude={"epoch"}), step=metrics.epoch)
+
+    model, result = train_classifier(
+        base_model,
+        dataset.split("train"),
+        dataset.split("val"),
+        training,
+        output_dir=Path(training.output_dir) / run_name,
+        on_epoch_end=on_epoch_end,
+    )
+    log_metadata(
+        metadata={"best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy},
+        infer_artifact=True,
+        artifact_name=TRAINING_RESULT_ARTIFACT,
+    )
+    return model, result
