@@ -72,8 +72,7 @@ def scan_image_folder(root: str | Path, labels: Sequence[str]) -> list[ImageReco
     unknown = [folder.name for folder in folders if folder.name not in label_index]
     if unknown:
         raise ValueError(
-            f"Image folder {str(root)!r} has sub-folders that are not labels: {unknown}. "
-            f"Known labels: {list(labels)}."
+            f"Image folder {str(root)!r} has sub-folders that are not labels: {unknown}. Known labels: {list(labels)}."
         )
     records = [
         ImageRecord(path=str(path.resolve()), label=label_index[folder.name])

@@ -35,7 +35,9 @@ def ensure_hub_resource(repo_id: str, repo_type: Literal["model", "dataset"], fi
 
 def check_run_prerequisites(parameters: TrainingPipelineParameters) -> None:
     """Probe every Hub resource a training run will download, before any pipeline step starts."""
-    offline_hint = "For an offline run use the quick path: python run.py --pipeline training --config configs/quickstart.yaml"
+    offline_hint = (
+        "For an offline run use the quick path: python run.py --pipeline training --config configs/quickstart.yaml"
+    )
     classifier = parameters.classifier
     if classifier.tiny_backbone is None and not Path(classifier.backbone).exists():
         ensure_hub_resource(

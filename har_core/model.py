@@ -152,5 +152,3 @@ def build_classifier(config: ClassifierConfig, labels: Sequence[str]) -> HarClip
         backbone_name,
         freeze_vision=config.freeze_vision,
     ).eval()
-
-

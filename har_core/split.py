@@ -16,13 +16,12 @@ def stratified_split(
     """Split keeping each label's share in every split; the same seed gives the same split."""
     records = list(records)
     labels = [record.label for record in records]
+    train_count = round(len(records) * config.train)
+    val_count = round(len(records) * config.val)  # integer counts: float fractions would round unpredictably
     try:
-        train, rest = train_test_split(
-            records, train_size=config.train, stratify=labels, random_state=config.seed
-        )
+        train, rest = train_test_split(records, train_size=train_count, stratify=labels, random_state=config.seed)
         rest_labels = [record.label for record in rest]
-        val_share = config.val / (config.val + config.test)
-        val, test = train_test_split(rest, train_size=val_share, stratify=rest_labels, random_state=config.seed)
+        val, test = train_test_split(rest, train_size=val_count, stratify=rest_labels, random_state=config.seed)
     except ValueError as error:
         raise ValueError(
             f"Cannot split {len(records)} images stratified by label ({error}). "

@@ -20,6 +20,12 @@ def load_training_run_config(path: str | Path) -> TrainingPipelineParameters:
     """Validate the whole file; the error lists every bad key with its dotted path."""
     raw = _read_yaml(Path(path))
     zenml_settings = {key: value for key, value in raw.items() if key != "parameters"}
+    unknown = sorted(set(zenml_settings) - set(PipelineRunConfiguration.model_fields))
+    if unknown:  # ZenML itself ignores unknown top-level keys; a typo there would silently drop settings
+        raise RunConfigError(
+            f"{path}: unknown top-level keys {unknown}; expected `parameters` or ZenML run settings "
+            f"({', '.join(sorted(PipelineRunConfiguration.model_fields))})."
+        )
     try:
         PipelineRunConfiguration.model_validate(zenml_settings)
     except ValidationError as error:

@@ -85,9 +85,7 @@ def _ensure_component(client: Any, component_type: Any, spec: ComponentSpec) -> 
         )
         logger.info("Registered %s %r (%s)", component_type.value, spec.name, spec.flavor)
         return
-    mismatched = {
-        key: value for key, value in spec.configuration.items() if existing.configuration.get(key) != value
-    }
+    mismatched = {key: value for key, value in spec.configuration.items() if existing.configuration.get(key) != value}
     if existing.flavor_name != spec.flavor or mismatched:
         raise click.ClickException(
             f"A {component_type.value} named {spec.name!r} already exists with flavor {existing.flavor_name!r} "

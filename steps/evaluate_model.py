@@ -34,5 +34,7 @@ def evaluate_model(
     with tempfile.TemporaryDirectory() as directory:
         for path in write_report_files(report, directory).values():
             tracking.log_text(path.read_text(), f"{name}/{path.name}")
-    log_metadata(metadata={"metrics": report.headline_metrics()}, infer_artifact=True, artifact_name=EVALUATION_REPORT_ARTIFACT)
+    log_metadata(
+        metadata={"metrics": report.headline_metrics()}, infer_artifact=True, artifact_name=EVALUATION_REPORT_ARTIFACT
+    )
     return report, image, MarkdownString(summary)

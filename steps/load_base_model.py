@@ -11,6 +11,8 @@ from har_core.model import HarClipClassifier, build_classifier
 
 
 @step
-def load_base_model(classifier: ClassifierConfig, dataset: DatasetManifest) -> Annotated[HarClipClassifier, BASE_MODEL_ARTIFACT]:
+def load_base_model(
+    classifier: ClassifierConfig, dataset: DatasetManifest
+) -> Annotated[HarClipClassifier, BASE_MODEL_ARTIFACT]:
     """Load the CLIP backbone and cache the class-text embeddings of `dataset.labels`."""
     return build_classifier(classifier, dataset.labels)

@@ -1,0 +1,101 @@
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from har_core.config import DataConfig, SplitConfig, SyntheticDataConfig
+from har_core.dataset import CorruptImageError, ImageRecord, check_images, load_image, scan_image_folder
+from har_core.labels import HAR_LABELS
+from har_core.sources import build_manifest
+from har_core.split import stratified_split
+from har_core.synthetic import generate_synthetic_images
+
+
+def _folder(root: Path, per_label: dict[str, int]) -> Path:
+    for label, count in per_label.items():
+        (root / label).mkdir(parents=True)
+        for index in range(count):
+            Image.new("RGB", (20, 20), (index * 10, 0, 0)).save(root / label / f"{index}.jpg")
+    return root
+
+
+def test_scan_reads_label_folders_in_label_order(tmp_path):
+    root = _folder(tmp_path, {"running": 2, "calling": 3})
+    records = scan_image_folder(root, HAR_LABELS)
+    assert Counter(record.label for record in records) == {0: 3, 10: 2}
+    assert all(Path(record.path).is_absolute() for record in records)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        scan_image_folder(tmp_path / "nowhere", HAR_LABELS)
+
+
+def test_unknown_label_folder_is_named(tmp_path):
+    root = _folder(tmp_path, {"calling": 1, "juggling": 1})
+    with pytest.raises(ValueError, match="juggling"):
+        scan_image_folder(root, HAR_LABELS)
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    (tmp_path / "calling").mkdir()
+    with pytest.raises(ValueError, match="holds no images"):
+        scan_image_folder(tmp_path, HAR_LABELS)
+
+
+def test_corrupt_jpeg_error_names_the_file_or_is_skipped(tmp_path):
+    root = _folder(tmp_path, {"calling": 2})
+    good = root / "calling" / "0.jpg"
+    truncated = root / "calling" / "truncated.jpg"
+    truncated.write_bytes(good.read_bytes()[:100])
+    garbage = root / "calling" / "garbage.jpg"
+    garbage.write_bytes(b"not an image at all")
+    records = scan_image_folder(root, HAR_LABELS)
+    with pytest.raises(CorruptImageError, match="garbage.jpg|truncated.jpg"):
+        check_images(records, "error")
+    valid, skipped = check_images(records, "skip")
+    assert len(valid) == 2 and sorted(Path(path).name for path in skipped) == ["garbage.jpg", "truncated.jpg"]
+    with pytest.raises(CorruptImageError, match="truncated.jpg"):
+        load_image(truncated)
+
+
+def test_stratified_split_keeps_shares_and_repeats():
+    records = [ImageRecord(path=f"{label}-{i}", label=label) for label in range(3) for i in range(20)]
+    config = SplitConfig()
+    train, val, test = stratified_split(records, config)
+    assert (len(train), len(val), len(test)) == (36, 9, 15)
+    assert Counter(record.label for record in train) == {0: 12, 1: 12, 2: 12}
+    assert set(map(str, train)).isdisjoint(map(str, test))
+    assert stratified_split(records, config) == (train, val, test)
+    assert stratified_split(records, SplitConfig(seed=7))[0] != train
+
+
+def test_split_with_too_few_images_says_what_to_do():
+    records = [ImageRecord(path=f"{label}", label=label) for label in range(3)]
+    with pytest.raises(ValueError, match="add images"):
+        stratified_split(records, SplitConfig())
+
+
+def test_synthetic_images_are_drawn_once_per_config(tmp_path):
+    config = SyntheticDataConfig(images_per_class=4, image_size=32)
+    root = generate_synthetic_images(tmp_path, HAR_LABELS[:3], config)
+    first = (root / "calling" / "00000.jpg").stat().st_mtime_ns
+    generate_synthetic_images(tmp_path, HAR_LABELS[:3], config)
+    assert (root / "calling" / "00000.jpg").stat().st_mtime_ns == first
+    assert sorted(path.name for path in root.iterdir() if path.is_dir()) == ["calling", "clapping", "cycling"]
+
+
+def test_manifest_from_synthetic_source(tmp_path):
+    config = DataConfig(
+        source="synthetic", cache_dir=tmp_path, synthetic=SyntheticDataConfig(images_per_class=8, image_size=32)
+    )
+    manifest = build_manifest(config)
+    assert manifest.labels == list(HAR_LABELS)
+    assert len(manifest.train) + len(manifest.val) + len(manifest.test) == 15 * 8
+    assert all(count > 0 for count in manifest.class_counts()["train"].values())
+
+
+def test_manifest_from_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build_manifest(DataConfig(source="folder", root=tmp_path / "missing"))

@@ -1,0 +1,50 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from har_core.config import EvaluationConfig
+from har_core.dataset import scan_image_folder
+from har_core.evaluation import compute_report, evaluate_classifier, report_markdown, write_report_files
+from har_core.labels import HAR_LABELS
+from har_core.plots import confusion_matrix_image
+
+LABELS = ["calling", "running", "sleeping"]
+
+
+def test_report_matches_scikit_learn_and_counts():
+    y_true = np.array([0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 0, 1, 1, 1, 0])
+    report = compute_report(y_true, y_pred, LABELS, "test")
+    assert report.accuracy == pytest.approx(4 / 6)
+    assert report.macro_f1 == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    assert report.confusion_matrix == [[2, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert report.per_class_accuracy == pytest.approx({"calling": 2 / 3, "running": 1.0, "sleeping": 0.0})
+    assert report.normalized_confusion_matrix()[0].tolist() == pytest.approx([2 / 3, 1 / 3, 0])
+    assert report.classification_report["running"]["support"] == 2
+
+
+def test_report_files_and_summary(tmp_path):
+    report = compute_report(np.array([0, 1, 2]), np.array([0, 1, 1]), LABELS, "val")
+    paths = write_report_files(report, tmp_path)
+    assert json.loads(paths["json"].read_text())["accuracy"] == pytest.approx(2 / 3)
+    rows = list(csv.DictReader(paths["csv"].open()))
+    assert [row["class"] for row in rows[:3]] == LABELS
+    assert "| sleeping |" in report_markdown(report, "title")
+    image = confusion_matrix_image(report)
+    assert image.mode == "RGB" and image.width > image.height > 200
+
+
+def test_zero_shot_evaluation_of_an_untrained_model(tiny_model, synthetic_root):
+    records = scan_image_folder(synthetic_root, HAR_LABELS)[:30]
+    report = evaluate_classifier(tiny_model, records, EvaluationConfig(device="cpu", num_workers=0, batch_size=8))
+    assert report.num_images == 30
+    assert np.asarray(report.confusion_matrix).sum() == 30
+    assert 0.0 <= report.accuracy <= 1.0
+
+
+def test_empty_split_is_a_clear_error(tiny_model):
+    with pytest.raises(ValueError, match="empty"):
+        evaluate_classifier(tiny_model, [], EvaluationConfig(split="val"))

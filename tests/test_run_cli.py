@@ -1,0 +1,69 @@
+"""run.py rejects bad run configs and unreachable Hub resources up front, with messages that say what to do."""
+
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+import run
+from tests.conftest import PROJECT_ROOT
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(run.main, list(args))
+
+
+def _write(tmp_path: Path, config: dict) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_help_shows_examples():
+    result = _invoke("--help")
+    assert result.exit_code == 0
+    assert "configs/quickstart.yaml" in result.output and "zenml stack set" in result.output
+
+
+def test_unknown_parameter_key_names_the_key(tmp_path):
+    config = yaml.safe_load((PROJECT_ROOT / "configs" / "quickstart.yaml").read_text())
+    config["parameters"]["training"]["epocs"] = 3
+    result = _invoke("--config", str(_write(tmp_path, config)))
+    assert result.exit_code != 0
+    assert "parameters.training.epocs" in result.output and "Extra inputs are not permitted" in result.output
+
+
+def test_unknown_top_level_key_is_rejected(tmp_path):
+    result = _invoke("--config", str(_write(tmp_path, {"paramters": {}})))
+    assert result.exit_code != 0 and "paramters" in result.output
+
+
+def test_missing_and_malformed_configs(tmp_path):
+    result = _invoke("--config", str(tmp_path / "missing.yaml"))
+    assert result.exit_code != 0 and "does not exist" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("parameters: [unclosed")
+    result = _invoke("--config", str(bad))
+    assert result.exit_code != 0 and "not valid YAML" in result.output
+
+
+def test_real_config_offline_fails_fast_with_advice(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    config = yaml.safe_load((PROJECT_ROOT / "configs" / "training.yaml").read_text())
+    config["parameters"]["data"]["cache_dir"] = str(tmp_path)
+    result = _invoke("--config", str(_write(tmp_path, config)))
+    assert result.exit_code != 0
+    assert "openai/clip-vit-base-patch16" in result.output
+    assert "configs/quickstart.yaml" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_default_config_is_the_real_training_config():
+    assert run.DEFAULT_CONFIGS["training"] == PROJECT_ROOT / "configs" / "training.yaml"
+    from pipelines.run_config import load_training_run_config
+
+    parameters = load_training_run_config(run.DEFAULT_CONFIGS["training"])
+    assert parameters.classifier.backbone == "openai/clip-vit-base-patch16"
+    assert parameters.data.hf_dataset == "Bingsu/Human_Action_Recognition"
