@@ -52,12 +52,27 @@ def main(pipeline: str, config_path: Path | None, no_cache: bool) -> None:
     stack = Client().active_stack_model
     logging.getLogger(__name__).info("Running the %s pipeline on stack %r with %s", pipeline, stack.name, config_path)
     try:
-        training_pipeline.with_options(config_path=str(config_path), enable_cache=False if no_cache else None)()
+        run = training_pipeline.with_options(config_path=str(config_path), enable_cache=False if no_cache else None)()
     except StackValidationError as error:
         raise click.ClickException(
             f"{error}\nRegister and activate the local stack with `python -m stacks.register local`, "
             "or pick another with `zenml stack set NAME`."
         ) from error
+    if run is not None:  # refresh: the returned model was fetched before the last step finished
+        _print_where_to_look(Client().get_pipeline_run(run.id))
+
+
+def _print_where_to_look(run) -> None:
+    """Point the user at the run's results: ZenML dashboard and the experiment tracker's store."""
+    click.echo(f"\nPipeline run {run.name!r}: {run.status.value}.")
+    click.echo("Browse runs and artifacts: zenml login --local   (the ZenML dashboard)")
+    tracking_uris = {
+        str(step.run_metadata["experiment_tracker_url"])
+        for step in run.steps.values()
+        if "experiment_tracker_url" in step.run_metadata
+    }
+    for uri in sorted(tracking_uris):
+        click.echo(f"Browse metrics and plots: mlflow ui --backend-store-uri {uri}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,58 @@
+"""The Hugging Face source, exercised on a local dataset laid out like the Hub's (no download)."""
+
+from pathlib import Path
+
+import datasets
+import pytest
+from PIL import Image
+
+from har_core.config import DataConfig
+from har_core.hub import HubUnavailableError, ensure_hub_resource
+from har_core.labels import HAR_LABELS
+from har_core.sources import EXPORT_DONE_MARKER, DatasetUnavailableError, build_manifest, export_hf_dataset
+
+
+def _local_hub_dataset(directory: Path, per_label: int = 4) -> Path:
+    """A parquet dataset with the features of Bingsu/Human_Action_Recognition: `image` and ClassLabel `labels`."""
+    features = datasets.Features({"image": datasets.Image(), "labels": datasets.ClassLabel(names=list(HAR_LABELS))})
+    rows = {"image": [], "labels": []}
+    for label in range(len(HAR_LABELS)):
+        for index in range(per_label):
+            rows["image"].append(Image.new("RGB", (24, 16), (label * 15, index * 40, 0)))
+            rows["labels"].append(label)
+    (directory / "data").mkdir(parents=True)
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(directory / "data" / "train-00000-of-00001.parquet")
+    return directory
+
+
+def test_hf_dataset_is_exported_once_to_an_image_folder(tmp_path):
+    source = _local_hub_dataset(tmp_path / "hub", per_label=8)
+    manifest = build_manifest(DataConfig(source="huggingface", hf_dataset=str(source), cache_dir=tmp_path / "cache"))
+    assert len(manifest.train) + len(manifest.val) + len(manifest.test) == 15 * 8
+    root = Path(manifest.root)
+    assert (root / EXPORT_DONE_MARKER).is_file()
+    assert sorted(path.name for path in root.iterdir() if path.is_dir()) == sorted(HAR_LABELS)
+    marker_time = (root / EXPORT_DONE_MARKER).stat().st_mtime_ns
+    export_hf_dataset(str(source), "train", root, HAR_LABELS)
+    assert (root / EXPORT_DONE_MARKER).stat().st_mtime_ns == marker_time
+
+
+def test_hf_dataset_with_other_labels_is_refused(tmp_path):
+    source = _local_hub_dataset(tmp_path / "hub", per_label=1)
+    with pytest.raises(ValueError, match="differ from data.labels"):
+        export_hf_dataset(str(source), "train", tmp_path / "out", ["calling", "running"])
+
+
+def test_unavailable_hf_dataset_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    with pytest.raises(DatasetUnavailableError, match="quickstart.yaml"):
+        export_hf_dataset("no-such-user/no-such-dataset", "train", tmp_path / "out", HAR_LABELS)
+
+
+def test_offline_hub_check_fails_fast_with_the_fix(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubUnavailableError, match="use the quick path"):
+        ensure_hub_resource("openai/clip-vit-base-patch16", "model", "use the quick path")
