@@ -13,9 +13,13 @@ from har_core.sources import build_manifest
 logger = get_logger(__name__)
 
 
-@step
+@step(enable_cache=False)
 def load_data(data: DataConfig) -> Annotated[DatasetManifest, DATASET_ARTIFACT]:
-    """Build (or reuse) the image folder for `data.source`, check every image, and split it."""
+    """Build (or reuse) the image folder for `data.source`, check every image, and split it.
+
+    Never cached: files may have changed on disk under an unchanged config. Later steps still hit the cache,
+    because ZenML keys them on the manifest's content hash, which is unchanged when the files are.
+    """
     manifest = build_manifest(data)
     log_metadata(
         metadata={

@@ -38,13 +38,23 @@ def quickstart_config_in(directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def quickstart_run(zenml_client, tmp_path_factory):
+def quickstart_config(tmp_path_factory) -> Path:
+    return quickstart_config_in(tmp_path_factory.mktemp("quickstart"))
+
+
+def run_cli(zenml_client, *args: str):
     import run
 
-    config_path = quickstart_config_in(tmp_path_factory.mktemp("quickstart"))
-    result = CliRunner().invoke(run.main, ["--pipeline", "training", "--config", str(config_path), "--no-cache"])
+    result = CliRunner().invoke(run.main, ["--pipeline", "training", *args])
     assert result.exit_code == 0, result.output + repr(result.exception)
-    return zenml_client.get_pipeline("training_pipeline").last_run
+    return zenml_client.get_pipeline("training_pipeline").last_run, result.output
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(zenml_client, quickstart_config):
+    run, output = run_cli(zenml_client, "--config", str(quickstart_config), "--no-cache")
+    assert "mlflow ui --backend-store-uri sqlite:///" in output and "zenml login --local" in output
+    return run
 
 
 def test_run_completes_with_every_step(quickstart_run):
@@ -100,3 +110,11 @@ def test_mlflow_reads_the_logged_metrics_back(quickstart_run):
     assert eval_run.data.metrics[f"{FINE_TUNED_EVALUATION_STEP}/accuracy"] == pytest.approx(report.accuracy)
     artifacts = [item.path for item in client.list_artifacts(eval_run.info.run_id, FINE_TUNED_EVALUATION_STEP)]
     assert f"{FINE_TUNED_EVALUATION_STEP}/confusion_matrix.png" in artifacts
+
+
+def test_a_second_run_reuses_cached_steps_but_rechecks_the_data(zenml_client, quickstart_run, quickstart_config):
+    rerun, _ = run_cli(zenml_client, "--config", str(quickstart_config))
+    assert rerun.id != quickstart_run.id and rerun.status.value == "completed"
+    statuses = {name: step.status.value for name, step in rerun.steps.items()}
+    assert statuses.pop("load_data") == "completed"
+    assert set(statuses.values()) == {"cached"}
