@@ -3,14 +3,11 @@
 from typing import Annotated
 
 from zenml import log_metadata, step
-from zenml.logger import get_logger
 
 from har_core.config import DataConfig
 from har_core.constants import DATASET_ARTIFACT
 from har_core.dataset import DatasetManifest
 from har_core.sources import build_manifest
-
-logger = get_logger(__name__)
 
 
 @step(enable_cache=False)

@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Annotated
 
 from zenml import get_step_context, log_metadata, step
-from zenml.logger import get_logger
 
 from har_core.config import TrainingConfig
 from har_core.constants import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
@@ -12,8 +11,6 @@ from har_core.dataset import DatasetManifest
 from har_core.model import HarClipClassifier
 from har_core.training import EpochMetrics, TrainingResult, train_classifier
 from steps import tracking
-
-logger = get_logger(__name__)
 
 
 @step

@@ -2,6 +2,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from har_core.config import DataConfig, SplitConfig, SyntheticDataConfig
@@ -99,3 +100,21 @@ def test_manifest_from_synthetic_source(tmp_path):
 def test_manifest_from_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         build_manifest(DataConfig(source="folder", root=tmp_path / "missing"))
+
+
+def test_dataset_applies_augmentation_per_epoch_and_repeats_it(synthetic_root):
+    from har_core.dataset import ImageClassificationDataset
+    from har_core.transform import PreprocessConfig
+
+    records = scan_image_folder(synthetic_root, HAR_LABELS)[:2]
+    config = PreprocessConfig(resize_shortest_edge=32, crop_size=32)
+    plain = ImageClassificationDataset(records, config)
+    augmented = ImageClassificationDataset(records, config, augmentation="medium", seed=1)
+    augmented.set_epoch(1)
+    epoch_one = augmented[0][0]
+    augmented.set_epoch(2)
+    epoch_two = augmented[0][0]
+    assert not torch.equal(epoch_one, plain[0][0]) and not torch.equal(epoch_one, epoch_two)
+    augmented.set_epoch(1)
+    assert torch.equal(augmented[0][0], epoch_one)
+    assert augmented[0][1] == records[0].label

@@ -1,0 +1,20 @@
+"""har_core stays a plain library: importing all of it pulls in neither ZenML nor BentoML."""
+
+import pkgutil
+import subprocess
+import sys
+
+import har_core
+from tests.conftest import PROJECT_ROOT
+
+
+def test_har_core_imports_no_zenml_or_bentoml():
+    modules = [f"har_core.{info.name}" for info in pkgutil.iter_modules(har_core.__path__)]
+    assert "har_core.model" in modules and "har_core.training" in modules
+    script = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in ('zenml', 'bentoml'))\n"
+        "assert not leaked, leaked\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, check=True)
