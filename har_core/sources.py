@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from PIL import Image
 from tqdm.auto import tqdm
 
 from har_core.config import DataConfig
@@ -70,10 +72,25 @@ def export_hf_dataset(dataset_id: str, split: str, root: Path, labels: Sequence[
         raise ValueError(f"Dataset {dataset_id!r} labels {label_names} differ from data.labels {list(labels)}.")
     for label in labels:
         (root / label).mkdir(parents=True, exist_ok=True)
-    for index, row in enumerate(tqdm(dataset, desc=f"Exporting {dataset_id}", unit="img")):
-        row["image"].convert("RGB").save(root / label_names[row["labels"]] / f"{index:06d}.jpg", quality=95)
+    # Write the stored bytes as they are: no JPEG re-encoding, so no quality loss and no decode cost here.
+    encoded = dataset.cast_column("image", datasets.Image(decode=False))
+    for index, row in enumerate(tqdm(encoded, desc=f"Exporting {dataset_id}", unit="img")):
+        data = row["image"]["bytes"] or Path(row["image"]["path"]).read_bytes()
+        suffix = _image_suffix(data)
+        (root / label_names[row["labels"]] / f"{index:06d}{suffix}").write_bytes(data)
     (root / EXPORT_DONE_MARKER).touch()
     return root
+
+
+def _image_suffix(data: bytes) -> str:
+    """File suffix for encoded image bytes; undecodable bytes get `.jpg` so the image check reports them."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif"}.get(
+                image.format, ".jpg"
+            )
+    except (OSError, Image.DecompressionBombError):
+        return ".jpg"
 
 
 def _slug(text: str) -> str:

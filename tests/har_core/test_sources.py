@@ -56,3 +56,23 @@ def test_offline_hub_check_fails_fast_with_the_fix(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(HubUnavailableError, match="use the quick path"):
         ensure_hub_resource("openai/clip-vit-base-patch16", "model", "use the quick path")
+
+
+def test_export_keeps_the_original_bytes_and_reports_corrupt_rows(tmp_path):
+    features = datasets.Features(
+        {"image": datasets.Image(), "labels": datasets.ClassLabel(names=["calling", "running"])}
+    )
+    png = tmp_path / "a.png"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(png)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    rows = {"image": [{"bytes": png.read_bytes(), "path": None}, {"bytes": broken.read_bytes(), "path": None}]}
+    rows["labels"] = [0, 1]
+    (tmp_path / "hub" / "data").mkdir(parents=True)
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(tmp_path / "hub" / "data" / "train-0.parquet")
+    root = export_hf_dataset(str(tmp_path / "hub"), "train", tmp_path / "out", ["calling", "running"])
+    assert (root / "calling" / "000000.png").read_bytes() == png.read_bytes()
+    from har_core.dataset import CorruptImageError, check_images, scan_image_folder
+
+    with pytest.raises(CorruptImageError, match="000001.jpg"):
+        check_images(scan_image_folder(root, ["calling", "running"]), "error")
