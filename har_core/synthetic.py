@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,8 +30,15 @@ def generate_synthetic_images(root: str | Path, labels: Sequence[str], config: S
     root = Path(root)
     signature = {"labels": list(labels), **config.model_dump()}
     marker = root / MARKER_FILE
-    if marker.is_file() and json.loads(marker.read_text()) == signature:
-        return root
+    if marker.is_file():
+        previous = json.loads(marker.read_text())
+        if previous == signature:
+            return root
+        for label in previous["labels"]:  # drawn by an older config: stale images must not leak into the split
+            shutil.rmtree(root / label, ignore_errors=True)
+        marker.unlink()
+    elif root.is_dir() and any(root.iterdir()):
+        raise ValueError(f"{str(root)!r} is not empty and was not drawn by the synthetic source; use an empty folder.")
     if len(labels) > len(SHAPES) * len(COLOURS):
         raise ValueError(f"Synthetic data supports at most {len(SHAPES) * len(COLOURS)} labels.")
     rng = random.Random(config.seed)

@@ -79,12 +79,23 @@ def test_split_with_too_few_images_says_what_to_do():
 
 
 def test_synthetic_images_are_drawn_once_per_config(tmp_path):
-    config = SyntheticDataConfig(images_per_class=4, image_size=32)
+    config = SyntheticDataConfig(images_per_class=6, image_size=32)
     root = generate_synthetic_images(tmp_path, HAR_LABELS[:3], config)
     first = (root / "calling" / "00000.jpg").stat().st_mtime_ns
     generate_synthetic_images(tmp_path, HAR_LABELS[:3], config)
     assert (root / "calling" / "00000.jpg").stat().st_mtime_ns == first
     assert sorted(path.name for path in root.iterdir() if path.is_dir()) == ["calling", "clapping", "cycling"]
+    fewer = generate_synthetic_images(tmp_path, HAR_LABELS[:2], SyntheticDataConfig(images_per_class=5, image_size=16))
+    drawn = sorted(str(path.relative_to(fewer)) for path in fewer.rglob("*.jpg"))
+    assert drawn == [f"{label}/{index:05d}.jpg" for label in HAR_LABELS[:2] for index in range(5)]
+
+
+def test_synthetic_source_refuses_a_folder_it_did_not_draw(tmp_path):
+    (tmp_path / "my-photos").mkdir()
+    (tmp_path / "my-photos" / "keep.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match="not drawn by the synthetic source"):
+        generate_synthetic_images(tmp_path, HAR_LABELS, SyntheticDataConfig(images_per_class=4))
+    assert (tmp_path / "my-photos" / "keep.jpg").exists()
 
 
 def test_manifest_from_synthetic_source(tmp_path):
