@@ -89,16 +89,20 @@ def load_image(path: str | Path) -> Image.Image:
     """Decode an image fully, raising `CorruptImageError` that names the file when it cannot be read."""
     try:
         with Image.open(path) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise CorruptImageError(
-                    f"Image {str(path)!r} is {image.width}x{image.height}, over the {MAX_IMAGE_PIXELS} pixel limit."
-                )
+            _refuse_oversized(image, path)
             image.load()
             return image.copy()
     except CorruptImageError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise CorruptImageError(f"Cannot read image {str(path)!r}: {error}") from error
+
+
+def _refuse_oversized(image: Image.Image, path: str | Path) -> None:
+    if image.width * image.height > MAX_IMAGE_PIXELS:
+        raise CorruptImageError(
+            f"Image {str(path)!r} is {image.width}x{image.height}, over the {MAX_IMAGE_PIXELS} pixel limit."
+        )
 
 
 def check_images(
@@ -109,6 +113,7 @@ def check_images(
     for record in tqdm(records, desc="Checking images", unit="img", leave=False):
         try:
             with Image.open(record.path) as image:
+                _refuse_oversized(image, record.path)
                 image.draft("RGB", (64, 64))  # JPEG: decode at reduced scale, still detects truncation
                 image.load()
             valid.append(record)

@@ -129,3 +129,15 @@ def test_dataset_applies_augmentation_per_epoch_and_repeats_it(synthetic_root):
     augmented.set_epoch(1)
     assert torch.equal(augmented[0][0], epoch_one)
     assert augmented[0][1] == records[0].label
+
+
+def test_oversized_images_are_refused_before_decoding(tmp_path, monkeypatch):
+    import har_core.dataset as dataset_module
+
+    root = _folder(tmp_path, {"calling": 2})
+    Image.new("RGB", (300, 300)).save(root / "calling" / "huge.jpg")
+    monkeypatch.setattr(dataset_module, "MAX_IMAGE_PIXELS", 50_000)
+    with pytest.raises(CorruptImageError, match="huge.jpg.*pixel limit"):
+        load_image(root / "calling" / "huge.jpg")
+    valid, skipped = check_images(scan_image_folder(root, HAR_LABELS), "skip")
+    assert len(valid) == 2 and [Path(path).name for path in skipped] == ["huge.jpg"]
