@@ -34,14 +34,15 @@ Stacks: `python -m stacks.register local` registers the local stack; switch with
 @click.option("--no-cache", is_flag=True, help="Re-run every step instead of reusing cached outputs.")
 def main(pipeline: str, config_path: Path | None, no_cache: bool) -> None:
     """Run a har-clip pipeline with a YAML run config."""
-    from har_core.hub import HubUnavailableError, check_run_prerequisites
+    from har_core.hub import HubUnavailableError
+    from har_core.preflight import PrerequisiteError, check_run_prerequisites
     from pipelines.run_config import RunConfigError, load_training_run_config
 
     config_path = config_path or DEFAULT_CONFIGS[pipeline]
     try:
         parameters = load_training_run_config(config_path)
         check_run_prerequisites(parameters)
-    except (RunConfigError, HubUnavailableError) as error:
+    except (RunConfigError, HubUnavailableError, PrerequisiteError) as error:
         raise click.ClickException(str(error)) from error
 
     from zenml.client import Client

@@ -44,8 +44,7 @@ def resolve_backbone(config: ClassifierConfig) -> str:
 def load_backbone(name_or_path: str) -> tuple[CLIPModel, CLIPTokenizer, CLIPImageProcessorPil]:
     """Load model, tokenizer and image processor; offline or misnamed backbones raise a message with the fix."""
     is_local = Path(name_or_path).exists()
-    looks_like_path = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
-    if not is_local and looks_like_path:
+    if not is_local and looks_like_local_path(name_or_path):
         raise BackboneUnavailableError(f"Backbone directory {name_or_path!r} does not exist.")
     try:
         model = CLIPModel.from_pretrained(name_or_path, use_safetensors=True)
@@ -59,6 +58,11 @@ def load_backbone(name_or_path: str) -> tuple[CLIPModel, CLIPTokenizer, CLIPImag
             "locally), or download the model elsewhere and set classifier.backbone to its local directory."
         ) from error
     return model, tokenizer, processor
+
+
+def looks_like_local_path(name_or_path: str) -> bool:
+    """Hub ids are `name` or `org/name`; anything else (`./x`, `/x`, `a/b/c`) is meant as a directory."""
+    return name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
 
 
 def build_tiny_clip(target: Path, config: TinyBackboneConfig) -> Path:

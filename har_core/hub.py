@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import huggingface_hub
 from huggingface_hub import constants as hub_constants
-
-from har_core.config import TrainingPipelineParameters
-from har_core.sources import EXPORT_DONE_MARKER, hf_export_root
 
 PROBE_TIMEOUT_S = 10.0
 
@@ -31,24 +27,3 @@ def ensure_hub_resource(repo_id: str, repo_type: Literal["model", "dataset"], fi
         raise HubUnavailableError(
             f"Cannot reach Hugging Face Hub {repo_type} {repo_id!r} ({type(error).__name__}: {error}). {fix}"
         ) from error
-
-
-def check_run_prerequisites(parameters: TrainingPipelineParameters) -> None:
-    """Probe every Hub resource a training run will download, before any pipeline step starts."""
-    offline_hint = (
-        "For an offline run use the quick path: python run.py --pipeline training --config configs/quickstart.yaml"
-    )
-    classifier = parameters.classifier
-    if classifier.tiny_backbone is None and not Path(classifier.backbone).exists():
-        ensure_hub_resource(
-            classifier.backbone,
-            "model",
-            f"{offline_hint}, or set classifier.backbone to a local directory holding the model.",
-        )
-    data = parameters.data
-    if data.source == "huggingface" and not (hf_export_root(data) / EXPORT_DONE_MARKER).is_file():
-        ensure_hub_resource(
-            data.hf_dataset,
-            "dataset",
-            f"{offline_hint}, or set data.source: folder with data.root pointing at a <root>/<label>/*.jpg tree.",
-        )

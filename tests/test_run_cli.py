@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -67,3 +68,21 @@ def test_default_config_is_the_real_training_config():
     parameters = load_training_run_config(run.DEFAULT_CONFIGS["training"])
     assert parameters.classifier.backbone == "openai/clip-vit-base-patch16"
     assert parameters.data.hf_dataset == "Bingsu/Human_Action_Recognition"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("data", "root", "/nonexistent/har-images", "data.root '/nonexistent/har-images' does not exist"),
+        ("classifier", "backbone", "./models/missing-clip", "classifier.backbone directory './models/missing-clip'"),
+    ],
+)
+def test_missing_local_paths_stop_the_run_before_it_starts(tmp_path, section, key, value, message):
+    config = yaml.safe_load((PROJECT_ROOT / "configs" / "quickstart.yaml").read_text())
+    config["parameters"][section][key] = value
+    if section == "data":
+        config["parameters"]["data"] = {"source": "folder", "root": value}
+    else:
+        config["parameters"]["classifier"] = {"backbone": value}
+    result = _invoke("--config", str(_write(tmp_path, config)))
+    assert result.exit_code != 0 and message in result.output

@@ -1,0 +1,39 @@
+"""Checks run before a pipeline starts, so a run that cannot succeed stops at once with the fix in its message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from har_core.backbone import looks_like_local_path
+from har_core.config import TrainingPipelineParameters
+from har_core.hub import ensure_hub_resource
+from har_core.sources import EXPORT_DONE_MARKER, hf_export_root
+
+OFFLINE_HINT = (
+    "For an offline run use the quick path: python run.py --pipeline training --config configs/quickstart.yaml"
+)
+
+
+class PrerequisiteError(RuntimeError):
+    """Something the run needs is missing locally (a folder, a model directory)."""
+
+
+def check_run_prerequisites(parameters: TrainingPipelineParameters) -> None:
+    """Local paths must exist; Hub models and datasets must be cached or reachable (see `ensure_hub_resource`)."""
+    data, classifier = parameters.data, parameters.classifier
+    if data.source == "folder" and not Path(data.root).is_dir():
+        raise PrerequisiteError(f"data.root {str(data.root)!r} does not exist; it must hold <root>/<label>/*.jpg.")
+    if classifier.tiny_backbone is None and not Path(classifier.backbone).exists():
+        if looks_like_local_path(classifier.backbone):
+            raise PrerequisiteError(f"classifier.backbone directory {classifier.backbone!r} does not exist.")
+        ensure_hub_resource(
+            classifier.backbone,
+            "model",
+            f"{OFFLINE_HINT}, or set classifier.backbone to a local directory holding the model.",
+        )
+    if data.source == "huggingface" and not (hf_export_root(data) / EXPORT_DONE_MARKER).is_file():
+        ensure_hub_resource(
+            data.hf_dataset,
+            "dataset",
+            f"{OFFLINE_HINT}, or set data.source: folder with data.root pointing at a <root>/<label>/*.jpg tree.",
+        )
