@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs with a clear error instead of PIL's warning
+# What PIL raises for unreadable, truncated or hostile files.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 class CorruptImageError(ValueError):
@@ -94,7 +96,7 @@ def load_image(path: str | Path) -> Image.Image:
             return image.copy()
     except CorruptImageError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except DECODE_ERRORS as error:
         raise CorruptImageError(f"Cannot read image {str(path)!r}: {error}") from error
 
 
@@ -117,7 +119,7 @@ def check_images(
                 image.draft("RGB", (64, 64))  # JPEG: decode at reduced scale, still detects truncation
                 image.load()
             valid.append(record)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        except DECODE_ERRORS as error:
             if on_corrupt == "error":
                 raise CorruptImageError(
                     f"Cannot read image {record.path!r}: {error}. Remove the file, or set data.on_corrupt: skip."

@@ -60,19 +60,28 @@ class EvaluationReport(BaseModel):
 
 
 @torch.no_grad()
+def collect_logits(
+    model: HarClipClassifier, loader: DataLoader, device: torch.device, autocast_dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 logits and labels for every batch of `loader`, on the CPU, with the model in eval mode."""
+    model.eval()
+    all_logits, all_labels = [], []
+    for pixel_values, labels in tqdm(loader, desc="Evaluating", unit="batch", leave=False):
+        with torch.autocast(device.type, autocast_dtype, enabled=autocast_dtype is not None):
+            all_logits.append(model(pixel_values.to(device)).float().cpu())
+        all_labels.append(labels)
+    return torch.cat(all_logits), torch.cat(all_labels)
+
+
 def predict(
     model: HarClipClassifier, records: Sequence[ImageRecord], config: EvaluationConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """True and predicted label indices for `records`."""
     device = resolve_device(config.device)
-    model = model.to(device).eval()
     dataset = ImageClassificationDataset(records, model.preprocess_config)
     loader = DataLoader(dataset, batch_size=config.batch_size, num_workers=config.num_workers)
-    truths, predictions = [], []
-    for pixel_values, labels in tqdm(loader, desc="Evaluating", unit="batch", leave=False):
-        predictions.append(model(pixel_values.to(device)).argmax(dim=-1).cpu())
-        truths.append(labels)
-    return torch.cat(truths).numpy(), torch.cat(predictions).numpy()
+    logits, labels = collect_logits(model.to(device), loader, device)
+    return labels.numpy(), logits.argmax(dim=-1).numpy()
 
 
 def compute_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], split: str) -> EvaluationReport:

@@ -23,6 +23,7 @@ from transformers import get_cosine_schedule_with_warmup
 from har_core.config import TrainingConfig
 from har_core.dataset import ImageClassificationDataset, ImageRecord
 from har_core.device import Precision, resolve_device, resolve_precision
+from har_core.evaluation import collect_logits
 from har_core.model import HarClipClassifier
 
 logger = logging.getLogger(__name__)
@@ -169,19 +170,12 @@ class Trainer:
             progress.set_postfix(loss=f"{total_loss / seen:.4f}")
         return total_loss / seen, correct / seen
 
-    @torch.no_grad()
     def evaluate(self, loader: DataLoader) -> tuple[float, float]:
         """Mean cross-entropy and accuracy over a loader."""
-        self.model.eval()
-        total_loss, correct, seen = 0.0, 0, 0
-        for pixel_values, labels in loader:
-            pixel_values, labels = pixel_values.to(self.device), labels.to(self.device)
-            with torch.autocast(self.device.type, self.precision.dtype, enabled=self.precision.dtype is not None):
-                logits = self.model(pixel_values).float()
-            total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
-            correct += (logits.argmax(dim=-1) == labels).sum().item()
-            seen += labels.numel()
-        return total_loss / max(seen, 1), correct / max(seen, 1)
+        logits, labels = collect_logits(self.model, loader, self.device, self.precision.dtype)
+        if not len(labels):
+            return 0.0, 0.0
+        return F.cross_entropy(logits, labels).item(), (logits.argmax(dim=-1) == labels).float().mean().item()
 
 
 def train_classifier(
