@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,10 @@ os.environ["ZENML_CONFIG_PATH"] = str(_SESSION_HOME / "zenml")
 os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
 os.environ["ZENML_REPOSITORY_PATH"] = str(_SESSION_HOME / "no-repository")  # ignore a developer's .zen
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
