@@ -12,7 +12,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from har_core.config import DataConfig
-from har_core.dataset import DatasetManifest, check_images, scan_image_folder
+from har_core.dataset import DECODE_ERRORS, DatasetManifest, check_images, scan_image_folder
 from har_core.split import stratified_split
 from har_core.synthetic import generate_synthetic_images
 
@@ -89,7 +89,7 @@ def _image_suffix(data: bytes) -> str:
             return {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif"}.get(
                 image.format, ".jpg"
             )
-    except (OSError, Image.DecompressionBombError):
+    except DECODE_ERRORS:
         return ".jpg"
 
 

@@ -14,8 +14,9 @@ from har_core.sources import build_manifest
 def load_data(data: DataConfig) -> Annotated[DatasetManifest, DATASET_ARTIFACT]:
     """Build (or reuse) the image folder for `data.source`, check every image, and split it.
 
-    Never cached: files may have changed on disk under an unchanged config. Later steps still hit the cache,
-    because ZenML keys them on the manifest's content hash, which is unchanged when the files are.
+    Never cached: images may have been added or removed under an unchanged config. Later steps still hit the
+    cache, because ZenML keys them on the manifest's content hash (the list of paths, labels and splits), so
+    they re-run only when that list changes; an image edited in place under the same name does not count.
     """
     manifest = build_manifest(data)
     log_metadata(

@@ -30,15 +30,3 @@ def log_image(image: Image.Image, file_name: str) -> None:
 def log_text(text: str, file_name: str) -> None:
     if mlflow.active_run() is not None:
         mlflow.log_text(text, artifact_file=file_name)
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"a": {"b": 1}}` -> `{"a.b": 1}`, for trackers that take flat parameter names."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat

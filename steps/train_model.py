@@ -19,7 +19,7 @@ def train_model(
 ) -> tuple[Annotated[HarClipClassifier, TRAINED_MODEL_ARTIFACT], Annotated[TrainingResult, TRAINING_RESULT_ARTIFACT]]:
     """Train on the manifest's train split, early-stopping on val accuracy; checkpoints go under a per-run folder."""
     run_name = get_step_context().pipeline_run.name
-    tracking.log_params(tracking.flatten(training.model_dump(mode="json")))
+    tracking.log_params(training.model_dump(mode="json"))
 
     def on_epoch_end(metrics: EpochMetrics) -> None:
         tracking.log_metrics(metrics.model_dump(exclude={"epoch"}), step=metrics.epoch)
