@@ -19,18 +19,12 @@ from pydantic import BaseModel, ConfigDict
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from har_core.images import InvalidImageError, open_image
 from har_core.transform import AugmentationLevel, PreprocessConfig, augment, preprocess
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
-MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs with a clear error instead of PIL's warning
-# What PIL raises for unreadable, truncated or hostile files.
-DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
-
-
-class CorruptImageError(ValueError):
-    """An image file could not be decoded; the message names the file."""
 
 
 class ImageRecord(BaseModel):
@@ -88,23 +82,8 @@ def scan_image_folder(root: str | Path, labels: Sequence[str]) -> list[ImageReco
 
 
 def load_image(path: str | Path) -> Image.Image:
-    """Decode an image fully, raising `CorruptImageError` that names the file when it cannot be read."""
-    try:
-        with Image.open(path) as image:
-            _refuse_oversized(image, path)
-            image.load()
-            return image.copy()
-    except CorruptImageError:
-        raise
-    except DECODE_ERRORS as error:
-        raise CorruptImageError(f"Cannot read image {str(path)!r}: {error}") from error
-
-
-def _refuse_oversized(image: Image.Image, path: str | Path) -> None:
-    if image.width * image.height > MAX_IMAGE_PIXELS:
-        raise CorruptImageError(
-            f"Image {str(path)!r} is {image.width}x{image.height}, over the {MAX_IMAGE_PIXELS} pixel limit."
-        )
+    """Decode an image fully, raising `InvalidImageError` that names the file when it cannot be read."""
+    return open_image(path)
 
 
 def check_images(
@@ -114,16 +93,11 @@ def check_images(
     valid, skipped = [], []
     for record in tqdm(records, desc="Checking images", unit="img", leave=False):
         try:
-            with Image.open(record.path) as image:
-                _refuse_oversized(image, record.path)
-                image.draft("RGB", (64, 64))  # JPEG: decode at reduced scale, still detects truncation
-                image.load()
+            open_image(record.path, draft_size=64)  # JPEG: decode at reduced scale, still detects truncation
             valid.append(record)
-        except DECODE_ERRORS as error:
+        except InvalidImageError as error:
             if on_corrupt == "error":
-                raise CorruptImageError(
-                    f"Cannot read image {record.path!r}: {error}. Remove the file, or set data.on_corrupt: skip."
-                ) from error
+                raise InvalidImageError(f"{error} Remove the file, or set data.on_corrupt: skip.") from error
             skipped.append(record.path)
     if skipped:
         logger.warning("Skipped %d unreadable images (data.on_corrupt=skip): %s", len(skipped), skipped[:5])

@@ -12,7 +12,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from har_core.config import DataConfig
-from har_core.dataset import DECODE_ERRORS, DatasetManifest, check_images, scan_image_folder
+from har_core.dataset import DatasetManifest, check_images, scan_image_folder
+from har_core.images import DECODE_ERRORS
 from har_core.split import stratified_split
 from har_core.synthetic import generate_synthetic_images
 

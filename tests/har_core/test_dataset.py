@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from har_core.config import DataConfig, SplitConfig, SyntheticDataConfig
-from har_core.dataset import CorruptImageError, ImageRecord, check_images, load_image, scan_image_folder
+from har_core.dataset import ImageRecord, check_images, load_image, scan_image_folder
+from har_core.images import InvalidImageError
 from har_core.labels import HAR_LABELS
 from har_core.sources import build_manifest
 from har_core.split import stratified_split
@@ -53,11 +54,11 @@ def test_corrupt_jpeg_error_names_the_file_or_is_skipped(tmp_path):
     garbage = root / "calling" / "garbage.jpg"
     garbage.write_bytes(b"not an image at all")
     records = scan_image_folder(root, HAR_LABELS)
-    with pytest.raises(CorruptImageError, match="garbage.jpg|truncated.jpg"):
+    with pytest.raises(InvalidImageError, match="garbage.jpg|truncated.jpg"):
         check_images(records, "error")
     valid, skipped = check_images(records, "skip")
     assert len(valid) == 2 and sorted(Path(path).name for path in skipped) == ["garbage.jpg", "truncated.jpg"]
-    with pytest.raises(CorruptImageError, match="truncated.jpg"):
+    with pytest.raises(InvalidImageError, match="truncated.jpg"):
         load_image(truncated)
 
 
@@ -132,12 +133,12 @@ def test_dataset_applies_augmentation_per_epoch_and_repeats_it(synthetic_root):
 
 
 def test_oversized_images_are_refused_before_decoding(tmp_path, monkeypatch):
-    import har_core.dataset as dataset_module
+    import har_core.images as images_module
 
     root = _folder(tmp_path, {"calling": 2})
     Image.new("RGB", (300, 300)).save(root / "calling" / "huge.jpg")
-    monkeypatch.setattr(dataset_module, "MAX_IMAGE_PIXELS", 50_000)
-    with pytest.raises(CorruptImageError, match="huge.jpg.*pixel limit"):
+    monkeypatch.setattr(images_module, "MAX_IMAGE_PIXELS", 50_000)
+    with pytest.raises(InvalidImageError, match="huge.jpg.*pixel limit"):
         load_image(root / "calling" / "huge.jpg")
     valid, skipped = check_images(scan_image_folder(root, HAR_LABELS), "skip")
     assert len(valid) == 2 and [Path(path).name for path in skipped] == ["huge.jpg"]

@@ -72,7 +72,8 @@ def test_export_keeps_the_original_bytes_and_reports_corrupt_rows(tmp_path):
     datasets.Dataset.from_dict(rows, features=features).to_parquet(tmp_path / "hub" / "data" / "train-0.parquet")
     root = export_hf_dataset(str(tmp_path / "hub"), "train", tmp_path / "out", ["calling", "running"])
     assert (root / "calling" / "000000.png").read_bytes() == png.read_bytes()
-    from har_core.dataset import CorruptImageError, check_images, scan_image_folder
+    from har_core.dataset import check_images, scan_image_folder
+    from har_core.images import InvalidImageError
 
-    with pytest.raises(CorruptImageError, match="000001.jpg"):
+    with pytest.raises(InvalidImageError, match="000001.jpg"):
         check_images(scan_image_folder(root, ["calling", "running"]), "error")
