@@ -34,16 +34,8 @@ Stacks: `python -m stacks.register local` registers the local stack; switch with
 @click.option("--no-cache", is_flag=True, help="Re-run every step instead of reusing cached outputs.")
 def main(pipeline: str, config_path: Path | None, no_cache: bool) -> None:
     """Run a har-clip pipeline with a YAML run config."""
-    from har_core.hub import HubUnavailableError
-    from har_core.preflight import PrerequisiteError, check_run_prerequisites
-    from pipelines.run_config import RunConfigError, load_training_run_config
-
     config_path = config_path or DEFAULT_CONFIGS[pipeline]
-    try:
-        parameters = load_training_run_config(config_path)
-        check_run_prerequisites(parameters)
-    except (RunConfigError, HubUnavailableError, PrerequisiteError) as error:
-        raise click.ClickException(str(error)) from error
+    _check_before_run(config_path)
 
     from zenml.client import Client
     from zenml.exceptions import StackValidationError
@@ -61,6 +53,29 @@ def main(pipeline: str, config_path: Path | None, no_cache: bool) -> None:
         ) from error
     if run is not None:  # refresh: the returned model was fetched before the last step finished
         _print_where_to_look(Client().get_pipeline_run(run.id))
+
+
+def _check_before_run(config_path: Path) -> None:
+    """Every check that can fail before a run starts, cheapest first; each failure is a short `Error:` block.
+
+    The config's keys and `parameters:` are validated before anything heavy is imported (no torch, transformers,
+    MLflow or ZenML), so a typo is reported in about a second.
+    """
+    from pipelines.run_config import RunConfigError, check_zenml_run_settings, load_training_run_config
+
+    try:
+        parameters = load_training_run_config(config_path)
+    except RunConfigError as error:
+        raise click.ClickException(str(error)) from error
+
+    from har_core.hub import HubUnavailableError
+    from har_core.preflight import PrerequisiteError, check_run_prerequisites
+
+    try:
+        check_run_prerequisites(parameters)
+        check_zenml_run_settings(config_path)
+    except (RunConfigError, HubUnavailableError, PrerequisiteError) as error:
+        raise click.ClickException(str(error)) from error
 
 
 def _print_where_to_look(run) -> None:

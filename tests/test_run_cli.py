@@ -86,3 +86,19 @@ def test_missing_local_paths_stop_the_run_before_it_starts(tmp_path, section, ke
         config["parameters"]["classifier"] = {"backbone": value}
     result = _invoke("--config", str(_write(tmp_path, config)))
     assert result.exit_code != 0 and message in result.output
+
+
+def test_binary_config_is_a_clean_error(tmp_path):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(bytes(range(256)) * 8)
+    result = _invoke("--config", str(path))
+    assert result.exit_code == 1
+    assert "is not a text file" in result.output and "Traceback" not in result.output
+
+
+def test_invalid_zenml_setting_values_are_still_reported(tmp_path):
+    config = yaml.safe_load((PROJECT_ROOT / "configs" / "quickstart.yaml").read_text())
+    config["enable_cache"] = "sometimes"
+    result = _invoke("--config", str(_write(tmp_path, config)))
+    assert result.exit_code == 1
+    assert "invalid ZenML run settings" in result.output and "enable_cache" in result.output
