@@ -59,7 +59,8 @@ def _check_before_run(config_path: Path) -> None:
     """Every check that can fail before a run starts, cheapest first; each failure is a short `Error:` block.
 
     The config's keys and `parameters:` are validated before anything heavy is imported (no torch, transformers,
-    MLflow or ZenML), so a typo is reported in about a second.
+    MLflow or ZenML), so a typo is reported in about a second; local image trees are scanned next, still without
+    torch, so every data problem is listed before a pipeline run or model version exists.
     """
     from pipelines.run_config import RunConfigError, check_zenml_run_settings, load_training_run_config
 
@@ -67,6 +68,15 @@ def _check_before_run(config_path: Path) -> None:
         parameters = load_training_run_config(config_path)
     except RunConfigError as error:
         raise click.ClickException(str(error)) from error
+
+    from har_core.data_check import DataCheckError, plan_local_data
+
+    try:  # local sources only: fetched ones (Hugging Face) are checked inside load_data
+        plan = plan_local_data(parameters.data)
+    except (DataCheckError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    for note in plan.notes if plan else ():
+        click.echo(note)
 
     from har_core.hub import HubUnavailableError
     from har_core.preflight import PrerequisiteError, check_run_prerequisites

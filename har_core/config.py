@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from har_core.labels import DEFAULT_TEMPLATES, HAR_LABELS, build_prompts
+from har_core.labels import DEFAULT_TEMPLATES, build_prompts
 
 DEFAULT_BACKBONE = "openai/clip-vit-base-patch16"
 DEFAULT_HF_DATASET = "Bingsu/Human_Action_Recognition"
@@ -62,7 +62,7 @@ class DataConfig(StrictConfig):
     hf_split: str = "train"
     root: Path | None = None
     cache_dir: Path = DEFAULT_CACHE_DIR / "data"
-    labels: tuple[str, ...] = HAR_LABELS
+    labels: tuple[str, ...] | None = None  # None: the labels present in the data, in HAR_LABELS order
     synthetic: SyntheticDataConfig = SyntheticDataConfig()
     split: SplitConfig = SplitConfig()
     on_corrupt: Literal["error", "skip"] = "error"
@@ -71,7 +71,8 @@ class DataConfig(StrictConfig):
     def _folder_needs_root(self) -> DataConfig:
         if self.source == "folder" and self.root is None:
             raise ValueError("data.root is required when data.source is 'folder'")
-        build_prompts(self.labels, ["{}"])  # validates the label list
+        if self.labels is not None:
+            build_prompts(self.labels, ["{}"])  # validates the label list
         return self
 
 

@@ -51,6 +51,8 @@ def open_image(source: ImageSource, name: str | None = None, draft_size: int | N
         raise
     except FileNotFoundError as error:
         raise InvalidImageError(f"{name}: no such file.") from error
+    except Image.UnidentifiedImageError as error:  # PIL's message names a BytesIO object, not the file
+        raise InvalidImageError(f"{name}: not a readable image (no image format recognised).") from error
     except DECODE_ERRORS as error:
         raise InvalidImageError(f"{name}: not a readable image ({error}).") from error
 

@@ -12,10 +12,10 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from har_core.config import DataConfig
-from har_core.dataset import DatasetManifest, check_images, scan_image_folder
+from har_core.data_check import DataPlan, local_image_folder, plan_image_folder
+from har_core.dataset import DatasetManifest, ImageRecord
 from har_core.images import DECODE_ERRORS
-from har_core.split import stratified_split
-from har_core.synthetic import generate_synthetic_images
+from har_core.labels import HAR_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -27,25 +27,27 @@ class DatasetUnavailableError(RuntimeError):
 
 
 def build_manifest(config: DataConfig) -> DatasetManifest:
-    """Resolve the source to an image folder, check every image, and split it."""
-    root = image_folder_for(config)
-    records = scan_image_folder(root, config.labels)
-    records, skipped = check_images(records, config.on_corrupt)
-    train, val, test = stratified_split(records, config.split)
-    logger.info("Dataset %s: %d train / %d val / %d test images", root, len(train), len(val), len(test))
-    return DatasetManifest(
-        labels=list(config.labels), root=str(Path(root).resolve()), train=train, val=val, test=test, skipped=skipped
-    )
+    """Resolve the source to an image folder, check every image, and split it (see `har_core.data_check`)."""
+    plan = plan_image_folder(image_folder_for(config), config)
+    for note in plan.notes:
+        logger.info(note)
+    return manifest_from_plan(plan)
+
+
+def manifest_from_plan(plan: DataPlan) -> DatasetManifest:
+    splits = {
+        name: [ImageRecord(path=image.path, label=image.label) for image in images]
+        for name, images in plan.splits.items()
+    }
+    return DatasetManifest(labels=plan.labels, root=plan.root, skipped=plan.skipped, **splits)
 
 
 def image_folder_for(config: DataConfig) -> Path:
     """The `<root>/<label>/*` tree that holds the configured source's images, creating it when needed."""
-    if config.source == "folder":
-        return Path(config.root)
-    if config.source == "synthetic":
-        root = config.root or Path(config.cache_dir) / f"synthetic-{config.synthetic.seed}"
-        return generate_synthetic_images(root, config.labels, config.synthetic)
-    return export_hf_dataset(config.hf_dataset, config.hf_split, hf_export_root(config), config.labels)
+    local = local_image_folder(config)
+    if local is not None:
+        return local
+    return export_hf_dataset(config.hf_dataset, config.hf_split, hf_export_root(config), config.labels or HAR_LABELS)
 
 
 def hf_export_root(config: DataConfig) -> Path:

@@ -18,3 +18,14 @@ def test_har_core_imports_no_zenml_or_bentoml():
         "assert not leaked, leaked\n"
     )
     subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, check=True)
+
+
+def test_the_pre_run_data_check_imports_no_torch():
+    """run.py scans local data before any heavy import, so a data problem is reported in a second or two."""
+    script = (
+        "import sys\n"
+        "import har_core.data_check, pipelines.run_config\n"
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'zenml', 'mlflow'))\n"
+        "assert not leaked, leaked\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, check=True)

@@ -110,7 +110,9 @@ def test_manifest_from_synthetic_source(tmp_path):
 
 
 def test_manifest_from_missing_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    from har_core.data_check import DataCheckError
+
+    with pytest.raises(DataCheckError, match="does not exist"):
         build_manifest(DataConfig(source="folder", root=tmp_path / "missing"))
 
 

@@ -30,9 +30,7 @@ def _imported_modules(*args: str, cwd: Path) -> tuple[subprocess.CompletedProces
         text=True,
         timeout=120,
     )
-    modules = {
-        line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
-    }
+    modules = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     return result, modules
 
 
