@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Protocol, TypeVar
 
-from sklearn.model_selection import train_test_split
-
 from har_core.config import SplitConfig
 
 
@@ -57,6 +55,8 @@ def _group(records: Sequence[Labelled], groups: Sequence[Hashable] | None) -> tu
 
 
 def _two_way(records: Sequence[Labelled], heads: list[int], first_count: int, seed: int) -> tuple[list, list]:
+    from sklearn.model_selection import train_test_split  # deferred: seconds to import, only needed to split
+
     try:
         return train_test_split(
             heads, train_size=first_count, stratify=[records[index].label for index in heads], random_state=seed
