@@ -41,18 +41,28 @@ def main(pipeline: str, config_path: Path | None, no_cache: bool) -> None:
     from zenml.exceptions import StackValidationError
 
     from pipelines import training_pipeline
+    from pipelines.console import hide_console_tracebacks
+    from pipelines.run_summary import failure_lines, latest_run_id, run_since, summary_lines
 
     stack = Client().active_stack_model
     logging.getLogger(__name__).info("Running the %s pipeline on stack %r with %s", pipeline, stack.name, config_path)
+    previous_run = latest_run_id(training_pipeline.name)
+    hide_console_tracebacks()
     try:
-        run = training_pipeline.with_options(config_path=str(config_path), enable_cache=False if no_cache else None)()
+        training_pipeline.with_options(config_path=str(config_path), enable_cache=False if no_cache else None)()
     except StackValidationError as error:
         raise click.ClickException(
             f"{error}\nRegister and activate the local stack with `python -m stacks.register local`, "
             "or pick another with `zenml stack set NAME`."
         ) from error
-    if run is not None:  # refresh: the returned model was fetched before the last step finished
-        _print_where_to_look(Client().get_pipeline_run(run.id))
+    except Exception as error:  # a step failed: its cause in a few lines, the traceback stays in ZenML's logs
+        failed = run_since(training_pipeline.name, previous_run)
+        if failed is None:
+            raise
+        raise click.ClickException("\n".join(failure_lines(failed))) from error
+    run = run_since(training_pipeline.name, previous_run)  # fetched anew: steps finished after the call returned
+    if run is not None:
+        click.echo("\n" + "\n".join(summary_lines(run)))
 
 
 def _check_before_run(config_path: Path) -> None:
@@ -86,19 +96,6 @@ def _check_before_run(config_path: Path) -> None:
         check_zenml_run_settings(config_path)
     except (RunConfigError, HubUnavailableError, PrerequisiteError) as error:
         raise click.ClickException(str(error)) from error
-
-
-def _print_where_to_look(run) -> None:
-    """Point the user at the run's results: ZenML dashboard and the experiment tracker's store."""
-    click.echo(f"\nPipeline run {run.name!r}: {run.status.value}.")
-    click.echo("Browse runs and artifacts: zenml login --local   (the ZenML dashboard)")
-    tracking_uris = {
-        str(step.run_metadata["experiment_tracker_url"])
-        for step in run.steps.values()
-        if "experiment_tracker_url" in step.run_metadata
-    }
-    for uri in sorted(tracking_uris):
-        click.echo(f"Browse metrics and plots: mlflow ui --backend-store-uri {uri}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,12 @@ os.environ["ZENML_CONFIG_PATH"] = str(_SESSION_HOME / "zenml")
 os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
 os.environ["ZENML_REPOSITORY_PATH"] = str(_SESSION_HOME / "no-repository")  # ignore a developer's .zen
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The Hugging Face caches too: offline-Hub tests must not depend on what this machine downloaded before (a cached
+# openai/clip-vit-base-patch16 would turn "not reachable" into "found"). Read once, when huggingface_hub and
+# datasets are imported, so set here.
+os.environ["HF_HOME"] = str(_SESSION_HOME / "huggingface")
+os.environ["HF_HUB_CACHE"] = str(_SESSION_HOME / "huggingface" / "hub")
+os.environ["HF_DATASETS_CACHE"] = str(_SESSION_HOME / "huggingface" / "datasets")
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:

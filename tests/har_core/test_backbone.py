@@ -22,8 +22,12 @@ def test_tiny_backbone_is_built_once_and_reused(tmp_path):
     config = ClassifierConfig(tiny_backbone=TinyBackboneConfig(image_size=32, patch_size=8), cache_dir=tmp_path)
     first = build_classifier(config, ["running", "sitting"])
     built = list(tmp_path.iterdir())
+    weights, folder = next(built[0].glob("*.safetensors")).stat(), tmp_path.stat()
     second = build_classifier(config, ["running", "sitting"])
     assert list(tmp_path.iterdir()) == built and len(built) == 1
+    again = next(built[0].glob("*.safetensors")).stat()  # a rebuild writes a new file: new inode and mtime
+    assert (again.st_ino, again.st_mtime_ns) == (weights.st_ino, weights.st_mtime_ns)
+    assert tmp_path.stat().st_mtime_ns == folder.st_mtime_ns  # not even a staging folder was made and removed
     for one, other in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert one.equal(other)
 

@@ -53,11 +53,37 @@ def run_cli(zenml_client, *args: str):
 @pytest.fixture(scope="module")
 def quickstart_run(zenml_client, quickstart_config):
     run, output = run_cli(zenml_client, "--config", str(quickstart_config), "--no-cache")
-    assert "mlflow ui --backend-store-uri sqlite:///" in output and "zenml login --local" in output
-    return run
+    return run, output
+
+
+def summary_of(output: str) -> list[str]:
+    """The summary block run.py prints last (from the `Pipeline run '...': completed.` line on)."""
+    lines = output.splitlines()
+    start = max(index for index, line in enumerate(lines) if line.startswith("Pipeline run '"))
+    return lines[start:]
+
+
+def test_the_summary_reports_results_and_where_to_look(quickstart_run):
+    run, output = quickstart_run
+    summary = summary_of(output)
+    zero_shot = run.steps[ZERO_SHOT_EVALUATION_STEP].outputs[EVALUATION_REPORT_ARTIFACT][0].load()
+    fine_tuned = run.steps[FINE_TUNED_EVALUATION_STEP].outputs[EVALUATION_REPORT_ARTIFACT][0].load()
+    result = run.steps["train_model"].outputs[TRAINING_RESULT_ARTIFACT][0].load()
+    assert summary[0] == f"Pipeline run {run.name!r}: completed."
+    assert f"  zero-shot   test accuracy {zero_shot.accuracy:.3f}  macro-F1 {zero_shot.macro_f1:.3f}" in output
+    assert f"  fine-tuned  test accuracy {fine_tuned.accuracy:.3f}  macro-F1 {fine_tuned.macro_f1:.3f}" in output
+    assert f"best epoch {result.best_epoch} (val accuracy {result.best_val_accuracy:.3f})" in output
+    assert ("stopped early after epoch" in output) == result.stopped_early
+    assert f"Checkpoint of the best epoch: {result.best_checkpoint}" in summary
+    assert f"Model version: har_clip_classifier version {run.model_version.name} " in output
+    tracking_uri = run.steps["train_model"].run_metadata["experiment_tracker_url"]
+    assert any(line.startswith(f"  MLflow: mlflow ui --backend-store-uri {tracking_uri}") for line in summary)
+    assert any(line.startswith("  ZenML: zenml login --local") for line in summary)
+    assert not any(line.startswith("Every step but load_data was cached") for line in summary)
 
 
 def test_run_completes_with_every_step(quickstart_run):
+    quickstart_run, _ = quickstart_run
     assert quickstart_run.status.value == "completed"
     assert set(quickstart_run.steps) == {
         "load_data",
@@ -70,6 +96,7 @@ def test_run_completes_with_every_step(quickstart_run):
 
 
 def test_tiny_model_learns_the_synthetic_actions(quickstart_run):
+    quickstart_run, _ = quickstart_run
     result = quickstart_run.steps["train_model"].outputs[TRAINING_RESULT_ARTIFACT][0].load()
     fine_tuned = quickstart_run.steps[FINE_TUNED_EVALUATION_STEP].outputs[EVALUATION_REPORT_ARTIFACT][0].load()
     zero_shot = quickstart_run.steps[ZERO_SHOT_EVALUATION_STEP].outputs[EVALUATION_REPORT_ARTIFACT][0].load()
@@ -82,6 +109,7 @@ def test_tiny_model_learns_the_synthetic_actions(quickstart_run):
 
 
 def test_artifacts_load_back(quickstart_run):
+    quickstart_run, _ = quickstart_run
     manifest = quickstart_run.steps["load_data"].outputs[DATASET_ARTIFACT][0].load()
     assert len(manifest.labels) == 15 and len(manifest.train) == 1350
     model = quickstart_run.steps["train_model"].outputs[TRAINED_MODEL_ARTIFACT][0].load()
@@ -95,6 +123,7 @@ def test_artifacts_load_back(quickstart_run):
 
 
 def test_mlflow_reads_the_logged_metrics_back(quickstart_run):
+    quickstart_run, _ = quickstart_run
     train_step = quickstart_run.steps["train_model"]
     metadata = train_step.run_metadata
     client = mlflow.MlflowClient(tracking_uri=str(metadata["experiment_tracker_url"]))
@@ -113,8 +142,15 @@ def test_mlflow_reads_the_logged_metrics_back(quickstart_run):
 
 
 def test_a_second_run_reuses_cached_steps_but_rechecks_the_data(zenml_client, quickstart_run, quickstart_config):
-    rerun, _ = run_cli(zenml_client, "--config", str(quickstart_config))
+    quickstart_run, first_output = quickstart_run
+    rerun, output = run_cli(zenml_client, "--config", str(quickstart_config))
     assert rerun.id != quickstart_run.id and rerun.status.value == "completed"
     statuses = {name: step.status.value for name, step in rerun.steps.items()}
     assert statuses.pop("load_data") == "completed"
     assert set(statuses.values()) == {"cached"}
+    summary, first_summary = summary_of(output), summary_of(first_output)
+    assert summary[1].startswith("Every step but load_data was cached: nothing was retrained")
+    results = [line for line in first_summary if line.startswith(("  zero-shot", "  fine-tuned", "  training"))]
+    assert len(results) == 3 and all(line in summary for line in results)
+    mlflow_pointer = next(line for line in first_summary if line.startswith("  MLflow: mlflow ui"))
+    assert mlflow_pointer in summary  # cached steps point at the MLflow runs that computed their outputs
