@@ -53,8 +53,9 @@ class DataConfig(StrictConfig):
     """Where images come from and how they are split.
 
     `huggingface` exports the HF dataset to `<cache_dir>/<dataset>/<label>/*.jpg` once; `folder` reads an
-    existing `<root>/<label>/*.jpg` tree; `synthetic` draws one under `cache_dir`. All three end in the same
-    image-folder manifest.
+    existing `<root>/<label>/*` or pre-split `<root>/{train,val,test}/<label>/*` tree; `synthetic` draws one under
+    `cache_dir`. All three end in the same image-folder manifest (see har_core.data_check). `labels` left unset
+    means the labels that have images, in canonical order; a list forces that label set.
     """
 
     source: Literal["huggingface", "folder", "synthetic"] = "huggingface"
