@@ -28,9 +28,11 @@ def publish_model_version(model_name: str, stage: str, repo_id: str, out: Path, 
 
     from har_core.publish import upload_folder, write_hub_folder
 
-    version = Client().get_model_version(model_name, stage)
-    model = version.get_artifact(TRAINED_MODEL_ARTIFACT).load()
-    run = version.get_artifact(TRAINED_MODEL_ARTIFACT).producer_pipeline_run
+    client = Client()
+    version = client.get_model_version(model_name, stage)
+    artifact = version.get_artifact(TRAINED_MODEL_ARTIFACT)
+    model = artifact.load()
+    run = client.get_pipeline_run(artifact.producer_pipeline_run_id)
     report = run.steps[FINE_TUNED_EVALUATION_STEP].outputs[EVALUATION_REPORT_ARTIFACT][0].load()
     parameters = run.config.parameters or {}
     training = {**(parameters.get("training") or {}), "backbone": model.backbone_name, "model_version": version.number}

@@ -94,7 +94,7 @@ def decision_of(run):
 
 def stages(client) -> dict[str, str | None]:
     versions = client.list_model_versions(MODEL_NAME, size=50)
-    return {str(v.number): (v.stage.value if v.stage else None) for v in versions}
+    return {str(v.number): (getattr(v.stage, "value", v.stage) if v.stage else None) for v in versions}
 
 
 @pytest.fixture(scope="module")
