@@ -14,12 +14,17 @@ from zenml.models import PipelineRunResponse, StepRunResponse
 from har_core.constants import (
     EVALUATION_REPORT_ARTIFACT,
     FINE_TUNED_EVALUATION_STEP,
+    PROMOTE_STEP,
+    PROMOTION_DECISION_ARTIFACT,
     TRAINED_MODEL_ARTIFACT,
     TRAINING_RESULT_ARTIFACT,
     ZERO_SHOT_EVALUATION_STEP,
 )
 
-DATA_STEP = "load_data"  # never cached: it re-checks the images on every run
+DATA_STEP = "load_data"
+# Steps that run on every pipeline run by design: the data check re-reads the images, promotion compares with
+# whatever is in production now.
+NEVER_CACHED_STEPS = (DATA_STEP, PROMOTE_STEP)
 
 
 def summary_lines(run: PipelineRunResponse) -> list[str]:
@@ -28,7 +33,8 @@ def summary_lines(run: PipelineRunResponse) -> list[str]:
     lines = [f"Pipeline run {run.name!r}: {run.status.value}."]
     if _all_cached(steps):
         lines.append(
-            "Every step but load_data was cached: nothing was retrained; these are the results of the cached steps."
+            f"Every step but {' and '.join(name for name in NEVER_CACHED_STEPS if name in steps)} was cached: "
+            "nothing was retrained; these are the results of the cached steps."
         )
     for title, name in (("zero-shot ", ZERO_SHOT_EVALUATION_STEP), ("fine-tuned", FINE_TUNED_EVALUATION_STEP)):
         report = _output(steps, name, EVALUATION_REPORT_ARTIFACT)
@@ -51,6 +57,9 @@ def summary_lines(run: PipelineRunResponse) -> list[str]:
             f"Model version: {version.model.name} version {version.name} "
             f"(zenml model version list {version.model.name})"
         )
+    decision = _output(steps, PROMOTE_STEP, PROMOTION_DECISION_ARTIFACT)
+    if decision is not None:
+        lines.append(f"Promotion: {decision.stage} ({decision.reason})")
     if "train_model" in steps and TRAINED_MODEL_ARTIFACT in steps["train_model"].outputs:
         lines.append(f"Trained model artifact: {steps['train_model'].outputs[TRAINED_MODEL_ARTIFACT][0].uri}")
     lines.append("Where to look:")
@@ -106,7 +115,7 @@ def run_since(pipeline_name: str, previous_id: Any) -> PipelineRunResponse | Non
 
 
 def _all_cached(steps: dict[str, StepRunResponse]) -> bool:
-    others = [step for name, step in steps.items() if name != DATA_STEP]
+    others = [step for name, step in steps.items() if name not in NEVER_CACHED_STEPS]
     return bool(others) and all(step.status.value == "cached" for step in others)
 
 
