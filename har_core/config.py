@@ -148,3 +148,24 @@ class TrainingPipelineParameters(StrictConfig):
     classifier: ClassifierConfig = ClassifierConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+
+
+class ServingConfig(StrictConfig):
+    """The Bento service's batching, limits and access settings (bento/serving.yaml; deployment configs override).
+
+    `max_latency_ms` is BentoML's batching deadline: a request still queued after it is answered 503, so it bounds
+    queueing, not model time. `timeout_s` answers 504 when a request takes longer end to end.
+    """
+
+    max_batch_size: int = Field(16, ge=2)
+    max_latency_ms: int = Field(10_000, ge=1)
+    timeout_s: float = Field(30.0, gt=0)
+    max_concurrency: int | None = Field(256, ge=1)  # more requests in flight are answered 429
+    max_request_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_batch_images: int = Field(32, ge=1)
+    max_custom_labels: int = Field(64, ge=1)
+    max_label_chars: int = Field(100, ge=1)
+    default_top_k: int = Field(5, ge=1)
+    workers: int = Field(1, ge=1)
+    threads: int | None = Field(None, ge=1)  # inference threads per worker; None: the runtime's default
+    device: Literal["auto", "cpu", "cuda"] = "auto"

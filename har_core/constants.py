@@ -12,3 +12,10 @@ ZERO_SHOT_EVALUATION_STEP = "evaluate_zero_shot"
 FINE_TUNED_EVALUATION_STEP = "evaluate_fine_tuned"
 
 ZENML_MODEL_NAME = "har_clip_classifier"
+
+# Serving (bento/): the BentoML model and service names, and the environment the service reads.
+BENTO_MODEL_NAME = "har_clip_classifier"
+BENTO_SERVICE_NAME = "har_clip"
+API_TOKEN_ENV = "HAR_CLIP_API_TOKEN"  # set: every API call needs `Authorization: Bearer <token>`
+SERVING_CONFIG_ENV = "HAR_CLIP_SERVING_CONFIG"  # path of a serving YAML overriding bento/serving.yaml
+BENTO_MODEL_ENV = "HAR_CLIP_BENTO_MODEL"  # BentoML model tag to serve (default: <BENTO_MODEL_NAME>:latest)
