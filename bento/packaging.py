@@ -18,7 +18,7 @@ import bentoml
 from bento.settings import MODEL_TAG_FILE, write_serving_config
 from har_core.config import ServingConfig
 from har_core.constants import BENTO_MODEL_NAME, BENTO_SERVICE_NAME
-from har_core.export_manifest import ONNX_FORMATS, ExportManifest, ExportRejectedError
+from har_core.export_manifest import ExportManifest, ExportRejectedError
 
 logger = logging.getLogger(__name__)
 

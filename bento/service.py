@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 CONFIG = load_serving_config()
 TopK = Annotated[int, Field(ge=1, description="How many labels to return, best first (at most the label count).")]
 INTERNAL_ROUTES = ("/probabilities",)
+CustomLabels = Annotated[list[str], Field(description='Your own label set (open vocabulary): ["juggling", "rowing"].')]
 _TEMP_PREFIX = re.compile(r"^tmp[a-z0-9_]{8}")
 
 
@@ -136,7 +137,7 @@ class HarClipService:
     async def classify(
         self,
         image: Path,
-        labels: list[str] = Field(description='Your own label set (open vocabulary), e.g. ["juggling", "rowing"].'),
+        labels: CustomLabels,
         top_k: Annotated[int | None, Field(ge=1, description="Default: 5, or every label when fewer.")] = None,
     ) -> PredictResponse:
         """Rank labels given in the request for one image: the text tower embeds them (cached per label set)."""

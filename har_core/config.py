@@ -141,6 +141,76 @@ class EvaluationConfig(StrictConfig):
     num_workers: int = Field(2, ge=0)
 
 
+ExportFormatName = Literal["pytorch", "torchscript", "onnx", "onnx-int8", "tensorrt"]
+
+
+class ParityThresholds(StrictConfig):
+    """What an export must reach against the PyTorch model on held-out images to be offered for deployment."""
+
+    min_top1_agreement: float = Field(0.99, ge=0, le=1)
+    max_abs_logit_diff: float | None = Field(0.05, gt=0)  # None: not checked (int8 logits move more than fp32's)
+    min_embedding_cosine: float = Field(0.999, ge=-1, le=1)
+
+
+def _default_gates() -> dict[str, ParityThresholds]:
+    fp32 = ParityThresholds(min_top1_agreement=0.99, max_abs_logit_diff=0.05, min_embedding_cosine=0.9999)
+    return {
+        "pytorch": ParityThresholds(min_top1_agreement=1.0, max_abs_logit_diff=1e-4, min_embedding_cosine=0.99999),
+        "torchscript": fp32,
+        "onnx": fp32,
+        "onnx-int8": ParityThresholds(min_top1_agreement=0.99, max_abs_logit_diff=None, min_embedding_cosine=0.99),
+        "tensorrt": ParityThresholds(min_top1_agreement=0.99, max_abs_logit_diff=0.5, min_embedding_cosine=0.999),
+    }
+
+
+class ExportConfig(StrictConfig):
+    """Which formats to export, how, and the parity gate each must pass (thresholds per format)."""
+
+    formats: tuple[ExportFormatName, ...] = ("pytorch", "torchscript", "onnx", "onnx-int8", "tensorrt")
+    text_tower: bool = True  # ONNX text tower + tokenizer in every export: open-vocabulary labels without torch
+    opset: int = Field(18, ge=17)
+    parity_split: Literal["val", "test"] = "val"
+    parity_images: int = Field(64, ge=1)
+    gates: dict[ExportFormatName, ParityThresholds] = Field(default_factory=_default_gates)
+    tensorrt_fp16: bool = True
+    tensorrt_max_batch: int = Field(32, ge=1)
+    tensorrt_workspace_mib: int = Field(2048, ge=64)
+
+    @model_validator(mode="after")
+    def _formats_are_unique_and_gated(self) -> ExportConfig:
+        if len(set(self.formats)) != len(self.formats):
+            raise ValueError(f"export.formats lists a format twice: {list(self.formats)}")
+        missing = sorted(set(self.formats) - set(self.gates))
+        if missing:
+            raise ValueError(f"export.gates has no thresholds for {missing}")
+        return self
+
+
+class BenchmarkConfig(StrictConfig):
+    """Latency at batch 1 and throughput at `batch_size`; warm-up iterations are never timed."""
+
+    batch_size: int = Field(8, ge=1)
+    warmup: int = Field(3, ge=0)
+    latency_iterations: int = Field(20, ge=2)
+    throughput_iterations: int = Field(5, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1)
+
+
+class PromotionConfig(StrictConfig):
+    """Production only when better than the current production model on the candidate's test split.
+
+    `force: true` promotes regardless (and is recorded as used on the model version).
+    """
+
+    metric: Literal["accuracy", "macro_f1", "weighted_f1"] = "accuracy"
+    margin: float = Field(0.01, ge=0, le=1)
+    min_metric: float = Field(0.5, ge=0, le=1)  # absolute floor, also for the first model
+    force: bool = False
+    batch_size: int = Field(64, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
 class TrainingPipelineParameters(StrictConfig):
     """The `parameters:` block of a training run config (configs/training.yaml, configs/quickstart.yaml)."""
 
@@ -148,6 +218,9 @@ class TrainingPipelineParameters(StrictConfig):
     classifier: ClassifierConfig = ClassifierConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    export: ExportConfig = ExportConfig()
+    benchmark: BenchmarkConfig = BenchmarkConfig()
+    promotion: PromotionConfig = PromotionConfig()
 
 
 class ServingConfig(StrictConfig):

@@ -13,6 +13,20 @@ FINE_TUNED_EVALUATION_STEP = "evaluate_fine_tuned"
 
 ZENML_MODEL_NAME = "har_clip_classifier"
 
+# Export, benchmark and promotion (the export artifact is an `ExportBundle`: one directory per format).
+EXPORTS_ARTIFACT = "exports"
+BENCHMARK_ARTIFACT = "benchmark_table"
+BENCHMARK_MARKDOWN_ARTIFACT = "benchmark_summary"
+PROMOTION_DECISION_ARTIFACT = "promotion_decision"
+EXPORT_STEP = "export_model"
+BENCHMARK_STEP = "benchmark_exports"
+PROMOTE_STEP = "promote_model"
+
+# Model Control Plane stages (the values ZenML's ModelStages uses).
+PRODUCTION_STAGE = "production"
+STAGING_STAGE = "staging"
+ARCHIVED_STAGE = "archived"
+
 # Serving (bento/): the BentoML model and service names, and the environment the service reads.
 BENTO_MODEL_NAME = "har_clip_classifier"
 BENTO_SERVICE_NAME = "har_clip"

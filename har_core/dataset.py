@@ -132,4 +132,4 @@ class ImageClassificationDataset(Dataset):
         if self.augmentation != "none":
             rng = random.Random(f"{self.seed}-{self.epoch}-{index}")
             image = augment(image, self.augmentation, rng)
-        return preprocess(image, self.preprocess_config), record.label
+        return torch.from_numpy(preprocess(image, self.preprocess_config)), record.label

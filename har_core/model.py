@@ -7,7 +7,6 @@ outputs are computed once per label set and cached; the projections stay trainab
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,18 +14,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import CLIPModel, CLIPTokenizer
+from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
 from har_core.backbone import load_backbone, resolve_backbone
 from har_core.config import ClassifierConfig
 from har_core.labels import build_prompts
+from har_core.model_card import MODEL_CARD_FILE, HarClipModelCard
 from har_core.transform import PreprocessConfig
 
 logger = logging.getLogger(__name__)
 
-MODEL_CARD_FILE = "har_clip.json"
+__all__ = ["BACKBONE_DIR", "MODEL_CARD_FILE", "HarClipClassifier", "build_classifier"]
+
 BACKBONE_DIR = "backbone"
-FORMAT_VERSION = 1
 MAX_LOGIT_SCALE = 100.0
 
 
@@ -87,53 +87,59 @@ class HarClipClassifier(nn.Module):
         pooled = self.clip.vision_model(pixel_values=pixel_values).pooler_output
         return F.normalize(self.clip.visual_projection(pooled), dim=-1)
 
+    def logit_scale(self) -> torch.Tensor:
+        """The temperature applied to cosine similarities (CLIP's learned scale, capped at 100)."""
+        return self.clip.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Logits of shape (batch, num_labels)."""
-        scale = self.clip.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+        scale = self.logit_scale()
         image = self.image_embeddings(pixel_values)
         return scale * image @ self.class_embeddings().to(image.dtype).T
 
+    def model_card(self) -> HarClipModelCard:
+        return HarClipModelCard(
+            backbone=self.backbone_name,
+            labels=tuple(self.labels),
+            templates=tuple(self.templates),
+            freeze_vision=self.freeze_vision,
+            preprocess=self.preprocess_config,
+            logit_scale=float(self.logit_scale().detach()),
+        )
+
     def save(self, directory: str | Path) -> Path:
-        """Write `backbone/` (HF format, safetensors) and `har_clip.json` (labels, templates, preprocessing)."""
+        """Write `backbone/` (HF format: safetensors, tokenizer, image processor) and `har_clip.json`.
+
+        `backbone/` is a complete CLIP directory, so `load_backbone(dir / "backbone")` continues from it.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.clip.save_pretrained(directory / BACKBONE_DIR, safe_serialization=True)
         self.tokenizer.save_pretrained(directory / BACKBONE_DIR)
-        card = {
-            "format_version": FORMAT_VERSION,
-            "backbone": self.backbone_name,
-            "labels": self.labels,
-            "templates": self.templates,
-            "freeze_vision": self.freeze_vision,
-            "preprocess": self.preprocess_config.model_dump(mode="json"),
-        }
-        (directory / MODEL_CARD_FILE).write_text(json.dumps(card, indent=2))
+        config = self.preprocess_config
+        CLIPImageProcessorPil(
+            size={"shortest_edge": config.resize_shortest_edge},
+            crop_size={"height": config.crop_size, "width": config.crop_size},
+            image_mean=list(config.mean),
+            image_std=list(config.std),
+        ).save_pretrained(directory / BACKBONE_DIR)
+        self.model_card().save(directory)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> HarClipClassifier:
         """Rebuild a classifier saved by `save` (no pickle: safetensors weights and JSON metadata)."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"Model directory {str(directory)!r} does not exist.")
-        card_path = directory / MODEL_CARD_FILE
-        if not card_path.is_file():
-            raise FileNotFoundError(
-                f"{str(directory)!r} is not a har-clip model directory: {MODEL_CARD_FILE} is missing."
-            )
-        card = json.loads(card_path.read_text())
-        if card.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"Unsupported har-clip model format {card.get('format_version')!r} in {card_path}.")
-        clip = CLIPModel.from_pretrained(directory / BACKBONE_DIR, use_safetensors=True)
-        tokenizer = CLIPTokenizer.from_pretrained(directory / BACKBONE_DIR)
+        card = HarClipModelCard.load(directory)
+        clip = CLIPModel.from_pretrained(Path(directory) / BACKBONE_DIR, use_safetensors=True)
+        tokenizer = CLIPTokenizer.from_pretrained(Path(directory) / BACKBONE_DIR)
         model = cls(
             clip.to(device),
             tokenizer,
-            card["labels"],
-            card["templates"],
-            PreprocessConfig(**card["preprocess"]),
-            card["backbone"],
-            freeze_vision=card.get("freeze_vision", False),
+            card.labels,
+            card.templates,
+            card.preprocess,
+            card.backbone,
+            freeze_vision=card.freeze_vision,
         )
         return model.eval()
 

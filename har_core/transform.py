@@ -1,16 +1,18 @@
 """The one image preprocessing path (training, evaluation and serving) and training-time augmentation.
 
-The preprocessing settings come from the backbone's image processor and are saved with every model, so each
-consumer rebuilds exactly the same transform.
+The preprocessing settings come from the backbone's image processor and are saved with every model and export, so
+each consumer rebuilds exactly the same transform. This module imports numpy and PIL only (no torch): the training
+Dataset wraps `preprocess`'s array in a tensor, and ONNX serving uses it as it is. It reproduces transformers'
+`CLIPImageProcessor` (shortest-edge bicubic resize with a floored long side, centre crop, rescale, normalise).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-import torch
 from PIL import Image, ImageEnhance, ImageOps
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,20 +56,33 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def preprocess(image: Image.Image, config: PreprocessConfig) -> torch.Tensor:
-    """A float tensor of shape (3, crop, crop); the input image is not modified."""
-    rgb = to_rgb(image)
+def preprocess(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
+    """A float32 array of shape (3, crop, crop), upright per EXIF; the input image is not modified."""
+    rgb = to_rgb(ImageOps.exif_transpose(image))  # a no-op copy for images `open_image` already turned upright
     width, height = rgb.size
-    scale = config.resize_shortest_edge / min(width, height)
-    resized_size = (max(config.crop_size, round(width * scale)), max(config.crop_size, round(height * scale)))
+    short, long = min(width, height), max(width, height)
+    new_short = config.resize_shortest_edge
+    new_long = max(new_short, int(new_short * long / short))  # floored, as transformers does
+    resized_size = (new_short, new_long) if width <= height else (new_long, new_short)
     resized = rgb.resize(resized_size, Image.Resampling.BICUBIC)
-    left = (resized.width - config.crop_size) // 2
-    top = (resized.height - config.crop_size) // 2
-    cropped = resized.crop((left, top, left + config.crop_size, top + config.crop_size))
-    pixels = torch.from_numpy(np.asarray(cropped, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    mean = torch.tensor(config.mean).view(3, 1, 1)
-    std = torch.tensor(config.std).view(3, 1, 1)
-    return (pixels - mean) / std
+    crop = config.crop_size
+    if resized.width < crop or resized.height < crop:  # crop larger than the resize: pad, centred, with black
+        padded = Image.new("RGB", (max(crop, resized.width), max(crop, resized.height)))
+        padded.paste(resized, ((padded.width - resized.width) // 2, (padded.height - resized.height) // 2))
+        resized = padded
+    left = (resized.width - crop) // 2
+    top = (resized.height - crop) // 2
+    pixels = np.asarray(resized, dtype=np.float32)[top : top + crop, left : left + crop] * np.float32(1 / 255)
+    mean = np.asarray(config.mean, dtype=np.float32)
+    std = np.asarray(config.std, dtype=np.float32)
+    return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))
+
+
+def preprocess_batch(images: Sequence[Image.Image], config: PreprocessConfig) -> np.ndarray:
+    """(batch, 3, crop, crop) float32 pixels for a list of images."""
+    if not images:
+        raise ValueError("No images to preprocess.")
+    return np.stack([preprocess(image, config) for image in images])
 
 
 _AUGMENTATIONS: dict[str, dict[str, float]] = {

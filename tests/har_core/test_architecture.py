@@ -18,3 +18,25 @@ def test_har_core_imports_no_zenml_or_bentoml():
         "assert not leaked, leaked\n"
     )
     subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, check=True)
+
+
+TORCH_FREE = [
+    "har_core.transform",
+    "har_core.images",
+    "har_core.model_card",
+    "har_core.export_manifest",
+    "har_core.text_encoder",
+    "har_core.parity",
+    "har_core.predictor",
+]
+
+
+def test_serving_modules_import_no_torch():
+    """What the Bento service and ONNX serving import must work without torch installed."""
+    script = (
+        "import importlib, sys\n"
+        f"for name in {TORCH_FREE!r}: importlib.import_module(name)\n"
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))\n"
+        "assert not leaked, leaked[:5]\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, check=True)

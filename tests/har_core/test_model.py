@@ -74,3 +74,29 @@ def test_prompt_ensembling_averages_templates(tiny_model):
     expected = torch.nn.functional.normalize(torch.stack(single).mean(dim=0), dim=-1)
     model.set_labels(["running"], tiny_model.templates)
     assert torch.allclose(model.class_embeddings()[0], expected, atol=1e-6)
+
+
+def test_a_saved_model_is_a_loadable_backbone(tiny_model, tmp_path):
+    """Training can continue from a trained model: `save`'s backbone/ is a complete HF CLIP directory."""
+    tiny_model.save(tmp_path / "model")
+    clip, tokenizer, processor = load_backbone(str(tmp_path / "model" / "backbone"))
+    from har_core.transform import PreprocessConfig
+
+    assert PreprocessConfig.from_image_processor(processor) == tiny_model.preprocess_config
+    continued = build_classifier(ClassifierConfig(backbone=str(tmp_path / "model" / "backbone")), HAR_LABELS)
+    pixels = _pixels(tiny_model)
+    with torch.no_grad():
+        assert torch.allclose(continued(pixels), tiny_model(pixels), atol=1e-6)
+
+
+def test_model_card_is_typed_and_refuses_bad_content(tiny_model, tmp_path):
+    from har_core.model_card import HarClipModelCard
+
+    tiny_model.save(tmp_path / "model")
+    card = HarClipModelCard.load(tmp_path / "model")
+    assert list(card.labels) == tiny_model.labels and card.logit_scale == pytest.approx(float(tiny_model.logit_scale()))
+    (tmp_path / "model" / MODEL_CARD_FILE).write_text(
+        card.model_dump_json().replace('"format_version":1', '"format_version":9')
+    )
+    with pytest.raises(ValueError, match="unsupported har-clip model format 9"):
+        HarClipModelCard.load(tmp_path / "model")

@@ -1,0 +1,146 @@
+"""Export a trained classifier: image pixels -> (normalised image embedding, logits), dynamic batch.
+
+The class embeddings are frozen into a slim head at export (and saved as safetensors, so the label set can change
+without re-export); the text tower is exported to ONNX with its tokenizer for open-vocabulary labels. Every format
+lands in its own directory with an `ExportManifest`, and is run against the PyTorch model by the parity gate.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from har_core.model import HarClipClassifier
+
+logger = logging.getLogger(__name__)
+
+IMAGE_INPUT = "pixel_values"
+IMAGE_OUTPUTS = ("image_embeddings", "logits")
+TEXT_INPUTS = ("input_ids", "attention_mask")
+TEXT_OUTPUT = "text_embeddings"
+CLASS_EMBEDDINGS_FILE = "class_embeddings.safetensors"
+TEXT_DIR = "text"
+MAX_DYNAMIC_BATCH = 4096
+
+
+class ImageModel(nn.Module):
+    """The slim serving graph: vision tower + projection, and a frozen head of class embeddings."""
+
+    def __init__(self, classifier: HarClipClassifier) -> None:
+        super().__init__()
+        self.vision_model = classifier.clip.vision_model
+        self.visual_projection = classifier.clip.visual_projection
+        with torch.no_grad():
+            self.register_buffer("class_embeddings", classifier.class_embeddings().detach().float().clone())
+            self.register_buffer("logit_scale", classifier.logit_scale().detach().float().clone())
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = self.vision_model(pixel_values=pixel_values).pooler_output
+        embeddings = F.normalize(self.visual_projection(pooled), dim=-1)
+        return embeddings, self.logit_scale * embeddings @ self.class_embeddings.T
+
+
+class TextModel(nn.Module):
+    """Text tower + projection: token ids -> normalised prompt embeddings."""
+
+    def __init__(self, classifier: HarClipClassifier) -> None:
+        super().__init__()
+        self.text_model = classifier.clip.text_model
+        self.text_projection = classifier.clip.text_projection
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        pooled = self.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+        return F.normalize(self.text_projection(pooled), dim=-1)
+
+
+def load_image_model(directory: str | Path) -> ImageModel:
+    """The PyTorch format's serving module, rebuilt from its saved classifier directory."""
+    return ImageModel(HarClipClassifier.load(directory)).eval()
+
+
+@torch.no_grad()
+def reference_outputs(
+    classifier: HarClipClassifier, pixels: np.ndarray, batch_size: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """The PyTorch model's (embeddings, logits) on `pixels`, in fp32 on the CPU: what every format must match."""
+    module = ImageModel(classifier).eval().cpu()
+    parts = [module(torch.from_numpy(pixels[i : i + batch_size])) for i in range(0, len(pixels), batch_size)]
+    return torch.cat([p[0] for p in parts]).numpy(), torch.cat([p[1] for p in parts]).numpy()
+
+
+def export_onnx_image_model(classifier: HarClipClassifier, path: Path, opset: int) -> Path:
+    """torch.onnx (dynamo) export with a dynamic batch axis, checked with `onnx.checker`."""
+    import onnx
+
+    module = ImageModel(classifier).eval().cpu()
+    crop = classifier.preprocess_config.crop_size
+    example = torch.zeros(2, 3, crop, crop)
+    batch = torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH)
+    torch.onnx.export(
+        module,
+        (example,),
+        str(path),
+        dynamo=True,
+        opset_version=opset,
+        input_names=[IMAGE_INPUT],
+        output_names=list(IMAGE_OUTPUTS),
+        dynamic_shapes={"pixel_values": {0: batch}},
+        external_data=False,
+        verbose=False,
+    )
+    onnx.checker.check_model(str(path))
+    return path
+
+
+def export_onnx_text_model(classifier: HarClipClassifier, path: Path, opset: int) -> Path:
+    import onnx
+
+    module = TextModel(classifier).eval().cpu()
+    tokens = classifier.tokenizer(["a photo of a person running.", "hi"], padding=True, return_tensors="pt")
+    batch = torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH)
+    sequence = torch.export.Dim("sequence", min=2, max=int(classifier.tokenizer.model_max_length))
+    torch.onnx.export(
+        module,
+        (tokens["input_ids"], tokens["attention_mask"]),
+        str(path),
+        dynamo=True,
+        opset_version=opset,
+        input_names=list(TEXT_INPUTS),
+        output_names=[TEXT_OUTPUT],
+        dynamic_shapes={"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}},
+        external_data=False,
+        verbose=False,
+    )
+    onnx.checker.check_model(str(path))
+    return path
+
+
+def quantize_onnx_int8(source: Path, target: Path) -> Path:
+    """Dynamic int8 quantisation (weights int8, activations quantised per batch) for CPU serving."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = target.with_suffix(".prep.onnx")
+    try:
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_dynamic(
+            str(prepared), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
+        )
+    finally:
+        prepared.unlink(missing_ok=True)
+    return target
+
+
+def export_torchscript(classifier: HarClipClassifier, path: Path) -> Path:
+    """`torch.jit.trace` of the serving module; `torch.jit.load` rebuilds it without the Python class."""
+    module = ImageModel(classifier).eval().cpu()
+    crop = classifier.preprocess_config.crop_size
+    with torch.no_grad():
+        traced = torch.jit.trace(module, torch.zeros(2, 3, crop, crop), check_trace=False)
+    traced.save(str(path))
+    return path
