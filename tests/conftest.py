@@ -17,6 +17,8 @@ os.environ["ZENML_CONFIG_PATH"] = str(_SESSION_HOME / "zenml")
 os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
 os.environ["ZENML_REPOSITORY_PATH"] = str(_SESSION_HOME / "no-repository")  # ignore a developer's .zen
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["BENTOML_HOME"] = str(_SESSION_HOME / "bentoml")  # BentoML's model and Bento stores, read at import
+os.environ["BENTOML_DO_NOT_TRACK"] = "true"
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
