@@ -25,8 +25,17 @@ logger = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SERVICE_IMPORT = "bento.service:HarClipService"
 PYTHON_VERSION = "3.11"
-# What the service imports at run time, per format; versions are pinned to this environment's at build time.
-COMMON_PACKAGES = ("bentoml", "numpy", "pillow", "pydantic", "pyyaml", "safetensors", "tokenizers")
+SERVICE_FILES = (
+    "bento/__init__.py",
+    "bento/service.py",
+    "bento/guard.py",
+    "bento/settings.py",
+    "bento/*.yaml",
+    "bento/*.txt",
+)
+# What the service imports at run time besides bentoml (BentoML adds itself), per format; versions are pinned
+# to this environment's at build time.
+COMMON_PACKAGES = ("numpy", "pillow", "pydantic", "pyyaml", "safetensors", "tokenizers")
 RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
     "onnx": ("onnxruntime",),
     "onnx-int8": ("onnxruntime",),
@@ -99,7 +108,7 @@ def build_bento(
             SERVICE_IMPORT,
             name=BENTO_SERVICE_NAME,
             build_ctx=context,
-            include=["bento/*.py", "bento/*.yaml", "bento/*.txt", "har_core/*.py"],
+            include=[*SERVICE_FILES, "har_core/*.py"],
             labels={"format": export_format, "bento_model": str(model_tag), **(labels or {})},
             models=[str(model_tag)],
             python={"packages": runtime_packages(export_format, gpu), "lock_packages": False},

@@ -33,3 +33,17 @@ def onnx_bento(bento_model, serving_config):
     from bento.packaging import build_bento
 
     return build_bento(str(bento_model.tag), "onnx", serving_config)
+
+
+@pytest.fixture(scope="session")
+def container_image(bento_model, serving_config, tmp_path_factory):
+    """The Bento (on the local bookworm base image) containerised with podman; skipped where podman cannot run."""
+    from bento.packaging import build_bento
+    from bento.podman import containerize, ensure_base_image, missing_container_tools
+
+    reason = missing_container_tools()
+    if reason:
+        pytest.skip(f"container path unavailable: {reason}")
+    bento = build_bento(str(bento_model.tag), "onnx", serving_config, base_image=ensure_base_image())
+    log = tmp_path_factory.mktemp("containerize") / "containerize.log"
+    return containerize(str(bento.tag), f"har-clip-test:{bento.tag.version}", log)

@@ -1,6 +1,8 @@
-"""The Bento built from the tiny model's ONNX export, served by `bentoml serve` on a free port, over real HTTP.
+"""The Bento built from the tiny model's ONNX export, served over real HTTP on a free 127.0.0.1 port: by
+`bentoml serve`, and (marked `container`) by its podman image with host networking. The same checks run on both.
 
-One server for the module (with bearer-token auth on); its whole process tree is stopped at the end.
+One server per way of serving, for the whole module (bearer-token auth on); each is stopped with its whole process
+tree (or container) at the end.
 """
 
 from __future__ import annotations
@@ -24,10 +26,17 @@ from tests.bento.conftest import API_TOKEN
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
-@pytest.fixture(scope="module")
-def server(onnx_bento, tmp_path_factory):
+@pytest.fixture(scope="module", params=["bentoml-serve", pytest.param("container", marks=pytest.mark.container)])
+def server(request, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with BentoServer(str(onnx_bento.tag), log, env={"HAR_CLIP_API_TOKEN": API_TOKEN}) as running:
+    env = {"HAR_CLIP_API_TOKEN": API_TOKEN}
+    if request.param == "container":
+        from bento.podman import ContainerServer
+
+        running = ContainerServer(request.getfixturevalue("container_image"), log, env=env)
+    else:
+        running = BentoServer(str(request.getfixturevalue("onnx_bento").tag), log, env=env)
+    with running:
         yield running
 
 
