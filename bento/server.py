@@ -1,11 +1,12 @@
 """Start `bentoml serve` (or a container) on a free 127.0.0.1 port, wait for `/readyz`, and stop its whole tree.
 
-`bentoml serve` forks workers; they share the server's process group (it is started in a new session), so stopping
-signals the group, not one pid. Used by the tests, the local model deployer and benchmarks/serve.py.
+`bentoml serve` starts workers through a process manager; stopping signals the server and every descendant found
+under it, not one pid. Used by the tests, the local model deployer and benchmarks/serve.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -64,50 +65,58 @@ def wait_ready(url: str, process: subprocess.Popen | None, log_path: str | Path,
     raise ServerError(f"{url}/readyz did not answer 200 within {timeout_s:.0f} s:\n{_tail(log_path)}")
 
 
-def stop_process_tree(process: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after `grace_s`."""
-    if process.poll() is None or _group_alive(process.pid):
-        for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _group_alive(process.pid):
+def stop_process_tree(process: subprocess.Popen | int, grace_s: float = 10.0) -> None:
+    """SIGTERM the process and every descendant, then SIGKILL what is left after `grace_s`.
+
+    Descendants are collected first: BentoML's process manager may put workers in sessions of their own, where
+    signalling the server's process group would miss them.
+    """
+    pid = process if isinstance(process, int) else process.pid
+    tree = [pid, *descendants(pid)]
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        for member in tree:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(member, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(_alive(member) for member in tree):
+            if not isinstance(process, int):
                 process.poll()
-                time.sleep(0.2)
-            if not _group_alive(process.pid):
-                break
-    process.wait(timeout=5)
+            time.sleep(0.2)
+        if not any(_alive(member) for member in tree):
+            break
+    if not isinstance(process, int):
+        process.wait(timeout=5)
 
 
-def _group_alive(pgid: int) -> bool:
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (from /proc), children before grandchildren."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            parent = _parent_of(int(entry))
+            if parent is not None:
+                children.setdefault(parent, []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def _parent_of(pid: int) -> int | None:
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie leader still counts as the group existing; the group is gone once no member is left but it.
-    return any(_pgid_of(pid) == pgid and not _is_zombie(pid) for pid in _pids())
-
-
-def _pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def _pgid_of(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except (ProcessLookupError, PermissionError):
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
         return None
 
 
-def _is_zombie(pid: int) -> bool:
+def _alive(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
-        return True
+        return False
+    return state != "Z"
 
 
 def _tail(log_path: str | Path, lines: int = 40) -> str:

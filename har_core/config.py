@@ -242,3 +242,26 @@ class ServingConfig(StrictConfig):
     workers: int = Field(1, ge=1)
     threads: int | None = Field(None, ge=1)  # inference threads per worker; None: the runtime's default
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class DeploymentConfig(StrictConfig):
+    """Which model version and export format to deploy, and how the deployment is reached and checked.
+
+    `model_version`: a stage (`production`, `staging`) or a version number. `format`: None picks the fastest format
+    that passed its parity gate in that version's benchmark table (measured where training ran).
+    """
+
+    model_version: Literal["production", "staging", "latest"] | int = "production"
+    format: ExportFormatName | None = None
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=1, le=65535)  # None: a free port
+    ready_timeout_s: int = Field(180, ge=10)
+    base_image: str | None = None  # container builds on hosts without a registry (bento/container/base_image.sh)
+    gpu: bool = False  # onnxruntime-gpu and a CUDA base image in the Bento's container definition
+
+
+class DeploymentPipelineParameters(StrictConfig):
+    """The `parameters:` block of a deployment run config (configs/deployment.yaml)."""
+
+    deployment: DeploymentConfig = DeploymentConfig()
+    serving: ServingConfig = ServingConfig()

@@ -12,9 +12,6 @@ Registered as a custom flavor by `python -m stacks.register` (the `flavors:` lis
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -68,19 +65,14 @@ class FixedBentoMLLocalDeploymentService(BentoMLLocalDeploymentService):
             logger.info("Stopping the BentoML server")
 
     def stop(self, timeout: int = 0, force: bool = False) -> None:
-        """Stop the daemon, then any BentoML worker of its process group that outlived it."""
-        group = _process_group(self.status.pid)
+        """Stop the daemon, then the BentoML workers it started (they run in sessions of their own and would
+        outlive it, still holding the port)."""
+        from bento.server import descendants, stop_process_tree
+
+        workers = descendants(self.status.pid) if self.status.pid else []
         super().stop(timeout=timeout, force=force)
-        if group is not None and group != os.getpgid(0):  # the daemon detached into its own session and group
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, signal.SIGKILL)
-
-
-def _process_group(pid: int | None) -> int | None:
-    try:
-        return os.getpgid(pid) if pid else None
-    except ProcessLookupError:
-        return None
+        for worker in workers:
+            stop_process_tree(worker, grace_s=5.0)
 
 
 class HarBentoMLModelDeployer(BentoMLModelDeployer):
