@@ -26,7 +26,7 @@ def evaluate_model(
 ]:
     """Metrics, confusion-matrix image and a markdown summary; also logged to the stack's experiment tracker."""
     name = get_step_context().step_run.name
-    report = evaluate_classifier(model, dataset.split(evaluation.split), evaluation)
+    report = evaluate_classifier(model, dataset.split(evaluation.split), evaluation, dataset.labels)
     image = confusion_matrix_image(report, title=f"{name}: {evaluation.split} accuracy {report.accuracy:.3f}")
     summary = report_markdown(report, title=f"{name} ({model.backbone_name})")
     tracking.log_metrics(report.headline_metrics(), prefix=f"{name}/")
