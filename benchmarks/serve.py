@@ -73,7 +73,6 @@ def run(workdir: Path, args) -> list[dict]:
             eager(torch.from_numpy(batch))
 
     rows = [{"name": "torch eager, in-process", "ips": _throughput(run_eager, pixels, args.iterations)}]
-    del classifier, eager
     images = _jpegs(8)
     for name in args.formats:
         predictor = Predictor.from_export(bundle.directory(name), device="cpu")
