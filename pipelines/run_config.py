@@ -9,12 +9,14 @@ model (its import alone costs seconds), once the cheap checks have passed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import ValidationError
 
-from har_core.config import TrainingPipelineParameters
+from har_core.config import DeploymentPipelineParameters, TrainingPipelineParameters
+
+P = TypeVar("P", TrainingPipelineParameters, DeploymentPipelineParameters)
 
 # The fields of zenml.config.pipeline_run_configuration.PipelineRunConfiguration (ZenML 0.98); kept equal to
 # them by tests/pipelines/test_run_config.py, so importing ZenML is not needed to spot a misspelt key.
@@ -60,6 +62,16 @@ class RunConfigError(ValueError):
 
 def load_training_run_config(path: str | Path) -> TrainingPipelineParameters:
     """Check the top-level keys and validate `parameters:`; the error lists every bad key with its dotted path."""
+    return load_run_config(path, TrainingPipelineParameters)
+
+
+def load_deployment_run_config(path: str | Path) -> DeploymentPipelineParameters:
+    """The deployment pipeline's config, validated the same way."""
+    return load_run_config(path, DeploymentPipelineParameters)
+
+
+def load_run_config(path: str | Path, parameters_type: type[P]) -> P:
+    """Top-level keys against ZenML's run settings and our typed `parameters:` block, without importing ZenML."""
     raw = read_run_config(Path(path))
     unknown = sorted(set(raw) - ZENML_RUN_SETTINGS_KEYS)
     if unknown:  # ZenML itself ignores unknown top-level keys; a typo there would silently drop settings
@@ -68,7 +80,7 @@ def load_training_run_config(path: str | Path) -> TrainingPipelineParameters:
             f"({', '.join(sorted(ZENML_RUN_SETTINGS_KEYS - {'parameters'}))})."
         )
     try:
-        return TrainingPipelineParameters.model_validate(raw.get("parameters") or {})
+        return parameters_type.model_validate(raw.get("parameters") or {})
     except ValidationError as error:
         raise RunConfigError(f"{path}: invalid parameters:\n{_describe(error, prefix='parameters')}") from error
 
