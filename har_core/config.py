@@ -175,6 +175,8 @@ class ExportConfig(StrictConfig):
     tensorrt_fp16: bool = True
     tensorrt_max_batch: int = Field(32, ge=1)
     tensorrt_workspace_mib: int = Field(2048, ge=64)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # where the parity gate runs each format
+    output_dir: Path = DEFAULT_CACHE_DIR / "exports"  # <output_dir>/<run name>/<format>/
 
     @model_validator(mode="after")
     def _formats_are_unique_and_gated(self) -> ExportConfig:

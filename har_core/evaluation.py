@@ -21,7 +21,11 @@ from har_core.model import HarClipClassifier
 
 
 class EvaluationReport(BaseModel):
-    """Headline metrics, per-class figures and the confusion matrix (rows: true label, columns: predicted)."""
+    """Headline metrics, per-class figures and the confusion matrix (rows: true label, columns: predicted).
+
+    Per-class accuracy (correct / images of the class) is the class's recall, so it lives in
+    `classification_report[label]["recall"]` only.
+    """
 
     split: str
     num_images: int
@@ -33,7 +37,6 @@ class EvaluationReport(BaseModel):
     weighted_precision: float
     weighted_recall: float
     weighted_f1: float
-    per_class_accuracy: dict[str, float]
     confusion_matrix: list[list[int]]
     classification_report: dict[str, dict[str, float]]
 
@@ -151,11 +154,6 @@ def compute_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]
     macro = precision_recall_fscore_support(y_true, y_pred, labels=indices, average="macro", zero_division=0)
     weighted = precision_recall_fscore_support(y_true, y_pred, labels=indices, average="weighted", zero_division=0)
     matrix = confusion_matrix(y_true, y_pred, labels=indices)
-    row_totals = matrix.sum(axis=1)
-    per_class = {
-        label: float(matrix[index, index] / row_totals[index]) if row_totals[index] else 0.0
-        for index, label in enumerate(labels)
-    }
     report = classification_report(
         y_true, y_pred, labels=indices, target_names=list(labels), output_dict=True, zero_division=0
     )
@@ -171,23 +169,41 @@ def compute_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]
         weighted_precision=float(weighted[0]),
         weighted_recall=float(weighted[1]),
         weighted_f1=float(weighted[2]),
-        per_class_accuracy=per_class,
         confusion_matrix=matrix.tolist(),
         classification_report={name: {k: float(v) for k, v in values.items()} for name, values in report.items()},
     )
 
 
+def check_label_order(model_labels: Sequence[str], dataset_labels: Sequence[str]) -> None:
+    """Record label indices mean `dataset_labels[i]`; a model whose logit order differs would score silently wrong."""
+    if list(model_labels) == list(dataset_labels):
+        return
+    if sorted(model_labels) == sorted(dataset_labels):
+        raise ValueError(
+            f"The model's labels are in a different order than the dataset's: model {list(model_labels)}, dataset "
+            f"{list(dataset_labels)}. Scores would be attributed to the wrong classes; rebuild the model's class "
+            "embeddings with `model.set_labels(dataset.labels, model.templates)` first."
+        )
+    only_model = sorted(set(model_labels) - set(dataset_labels))
+    only_dataset = sorted(set(dataset_labels) - set(model_labels))
+    raise ValueError(
+        f"The model's labels differ from the dataset's: only in the model {only_model}, "
+        f"only in the dataset {only_dataset}."
+    )
+
+
 def evaluate_classifier(
-    model: HarClipClassifier, records: Sequence[ImageRecord], config: EvaluationConfig
+    model: HarClipClassifier, records: Sequence[ImageRecord], config: EvaluationConfig, dataset_labels: Sequence[str]
 ) -> EvaluationReport:
-    """Predict on `records` and score them; works the same for a zero-shot and a fine-tuned model."""
-    return evaluate_with_predictions(model, records, config)[0]
+    """Predict on `records` (labels indexing `dataset_labels`) and score them; zero-shot or fine-tuned alike."""
+    return evaluate_with_predictions(model, records, config, dataset_labels)[0]
 
 
 def evaluate_with_predictions(
-    model: HarClipClassifier, records: Sequence[ImageRecord], config: EvaluationConfig
+    model: HarClipClassifier, records: Sequence[ImageRecord], config: EvaluationConfig, dataset_labels: Sequence[str]
 ) -> tuple[EvaluationReport, EvaluationPredictions]:
     """The report plus every image's prediction, from one pass over `records`."""
+    check_label_order(model.labels, dataset_labels)
     if not records:
         raise ValueError(f"The {config.split} split is empty; there is nothing to evaluate.")
     y_true, probabilities = score_records(model, records, config)
@@ -215,15 +231,15 @@ def load_report(path: str | Path) -> EvaluationReport:
 
 
 def report_markdown(report: EvaluationReport, title: str) -> str:
-    """A readable summary: headline metrics, then per-class precision, recall, F1 and accuracy."""
+    """A readable summary: headline metrics, then per-class precision, recall (= per-class accuracy) and F1."""
     lines = [f"# {title}", "", f"{report.num_images} images of the {report.split} split.", ""]
     lines += ["| metric | value |", "| --- | --- |"]
     lines += [f"| {name.replace('_', ' ')} | {value:.4f} |" for name, value in report.headline_metrics().items()]
-    lines += ["", "| class | precision | recall | f1 | accuracy | support |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "| class | precision | recall | f1 | support |", "| --- | --- | --- | --- | --- |"]
     for label in report.labels:
         row = report.classification_report.get(label, {})
         lines.append(
             f"| {label} | {row.get('precision', 0):.3f} | {row.get('recall', 0):.3f} | {row.get('f1-score', 0):.3f} "
-            f"| {report.per_class_accuracy[label]:.3f} | {int(row.get('support', 0))} |"
+            f"| {int(row.get('support', 0))} |"
         )
     return "\n".join(lines) + "\n"

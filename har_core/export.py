@@ -8,6 +8,8 @@ lands in its own directory with an `ExportManifest`, and is run against the PyTo
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +75,20 @@ def reference_outputs(
     return torch.cat([p[0] for p in parts]).numpy(), torch.cat([p[1] for p in parts]).numpy()
 
 
+@contextmanager
+def quiet_onnx_exporter() -> Iterator[None]:
+    """The exporter's graph passes log every rewrite at INFO; keep warnings and errors only while exporting."""
+    loggers = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript", "torch.onnx")]
+    levels = [logger_.level for logger_ in loggers]
+    for logger_ in loggers:
+        logger_.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger_, level in zip(loggers, levels, strict=True):
+            logger_.setLevel(level)
+
+
 def export_onnx_image_model(classifier: HarClipClassifier, path: Path, opset: int) -> Path:
     """torch.onnx (dynamo) export with a dynamic batch axis, checked with `onnx.checker`."""
     import onnx
@@ -81,18 +97,17 @@ def export_onnx_image_model(classifier: HarClipClassifier, path: Path, opset: in
     crop = classifier.preprocess_config.crop_size
     example = torch.zeros(2, 3, crop, crop)
     batch = torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH)
-    torch.onnx.export(
-        module,
-        (example,),
-        str(path),
-        dynamo=True,
-        opset_version=opset,
-        input_names=[IMAGE_INPUT],
-        output_names=list(IMAGE_OUTPUTS),
-        dynamic_shapes={"pixel_values": {0: batch}},
-        external_data=False,
-        verbose=False,
-    )
+    with quiet_onnx_exporter():
+        _onnx_export(
+            module,
+            (example,),
+            str(path),
+            opset_version=opset,
+            input_names=[IMAGE_INPUT],
+            output_names=list(IMAGE_OUTPUTS),
+            dynamic_shapes={"pixel_values": {0: batch}},
+            external_data=False,
+        )
     onnx.checker.check_model(str(path))
     return path
 
@@ -104,24 +119,29 @@ def export_onnx_text_model(classifier: HarClipClassifier, path: Path, opset: int
     tokens = classifier.tokenizer(["a photo of a person running.", "hi"], padding=True, return_tensors="pt")
     batch = torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH)
     sequence = torch.export.Dim("sequence", min=2, max=int(classifier.tokenizer.model_max_length))
-    torch.onnx.export(
-        module,
-        (tokens["input_ids"], tokens["attention_mask"]),
-        str(path),
-        dynamo=True,
-        opset_version=opset,
-        input_names=list(TEXT_INPUTS),
-        output_names=[TEXT_OUTPUT],
-        dynamic_shapes={"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}},
-        external_data=False,
-        verbose=False,
-    )
+    with quiet_onnx_exporter():
+        _onnx_export(
+            module,
+            (tokens["input_ids"], tokens["attention_mask"]),
+            str(path),
+            opset_version=opset,
+            input_names=list(TEXT_INPUTS),
+            output_names=[TEXT_OUTPUT],
+            dynamic_shapes={"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}},
+            external_data=False,
+        )
     onnx.checker.check_model(str(path))
     return path
 
 
+def _onnx_export(module: nn.Module, args: tuple, path: str, **options) -> None:
+    """torch's dynamo exporter (onnxscript) with a modern opset; weights inside the file (< 2 GB)."""
+    torch.onnx.export(module, args, path, dynamo=True, verbose=False, **options)
+
+
 def quantize_onnx_int8(source: Path, target: Path) -> Path:
-    """Dynamic int8 quantisation (weights int8, activations quantised per batch) for CPU serving."""
+    """Dynamic int8 quantisation for CPU serving: MatMul/Gemm weights int8 per output channel, activations
+    quantised per batch at run time (per-channel keeps the small trained models within their gate)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -129,7 +149,11 @@ def quantize_onnx_int8(source: Path, target: Path) -> Path:
     try:
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         quantize_dynamic(
-            str(prepared), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
+            str(prepared),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul", "Gemm"],
         )
     finally:
         prepared.unlink(missing_ok=True)

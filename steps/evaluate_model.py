@@ -39,7 +39,7 @@ def evaluate_model(
     """Metrics, confusion-matrix image, a markdown summary (also logged to the stack's experiment tracker) and every
     image's prediction (the viewer's mistakes page reads them)."""
     name = get_step_context().step_run.name
-    report, predictions = evaluate_with_predictions(model, dataset.split(evaluation.split), evaluation)
+    report, predictions = evaluate_with_predictions(model, dataset.split(evaluation.split), evaluation, dataset.labels)
     image = confusion_matrix_image(report, title=f"{name}: {evaluation.split} accuracy {report.accuracy:.3f}")
     summary = report_markdown(report, title=f"{name} ({model.backbone_name})")
     tracking.log_metrics(report.headline_metrics(), prefix=f"{name}/")

@@ -11,7 +11,7 @@ import sys
 import pytest
 from PIL import Image
 
-from har_core.constants import STAGING_STAGE
+from har_core.constants import PROMOTION_DECISION_ARTIFACT
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -110,18 +110,6 @@ def test_an_unreachable_bento_is_named_with_what_to_do(app):
     assert "bentoml serve" in error and not at.file_uploader
 
 
-def test_a_stage_without_a_model_says_so(app):
-    from viewer import store
-
-    at = app.run()
-    at.sidebar.selectbox[0].set_value(STAGING_STAGE).run()
-    if store.model_version(STAGING_STAGE) is None:
-        assert texts(at.warning)[0].startswith("No model version at stage **staging**")
-        assert not at.file_uploader
-    else:  # another test of this session staged a version: the page must then serve it
-        assert "version" in texts(at.caption)[0]
-
-
 def test_runs_page_shows_the_run_curves_evaluation_and_versions(app, viewer_run):
     from viewer import store
 
@@ -142,8 +130,13 @@ def test_runs_page_shows_the_run_curves_evaluation_and_versions(app, viewer_run)
     links = at.page_link
     assert links, "no link from the confusions to the mistakes page"
     assert all(link.proto.page.endswith("mistakes") or "mistakes" in link.proto.page for link in links)
-    assert any(f"Stage: **{store.stage_of(version)}**" in text for text in markdown)
-    assert any("benchmark" in text.lower() for text in texts(at.info)) or len(at.dataframe) >= 4
+    decision = version.get_artifact(PROMOTION_DECISION_ARTIFACT).load()
+    assert f"Stage: **{decision.stage}** · promotion: {decision.reason}" in markdown
+    assert decision.stage == store.stage_of(version) == "staging" and "below the floor" in decision.reason
+    [benchmark] = [frame.value for frame in at.dataframe if "p50_ms" in frame.value.columns]
+    assert benchmark["format"].tolist() == ["onnx"] and benchmark["p50_ms"].iloc[0] > 0
+    [versions] = [frame.value for frame in at.dataframe if "promotion" in frame.value.columns]
+    assert decision.reason in versions.loc[versions["number"] == version.number, "promotion"].tolist()
 
 
 def test_mistakes_page_filters_by_class_pair(app, viewer_run, wrong_image):

@@ -28,10 +28,15 @@ def bento_backend(url: str, token: str | None, timeout_s: float) -> BentoBackend
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def cached_local_backend(version_id: str, export_format: str):
-    version = store.model_version(version_id)
-    model = {"name": version.model.name, "version": str(version.number)}
-    return local_backend(store.export_bundle(version), export_format, model)
+def cached_bundle(version_id: str):
+    """The version's export bundle; loading it copies the exports out of the artifact store, so once per version."""
+    return store.export_bundle(store.client().get_model_version(store.ZENML_MODEL_NAME, version_id))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def cached_local_backend(version_id: str, version_number: int, export_format: str):
+    model = {"name": store.ZENML_MODEL_NAME, "version": str(version_number)}
+    return local_backend(cached_bundle(version_id), export_format, model)
 
 
 def choose_backend() -> Backend | None:
@@ -55,7 +60,8 @@ def choose_backend() -> Backend | None:
             "or staging (pick `latest` for the newest version whatever its stage)."
         )
         return None
-    bundle = store.export_bundle(version)
+    with st.spinner(f"Fetching the exports of model version {version.number}…"):
+        bundle = cached_bundle(str(version.id))
     if bundle is None:
         st.warning(
             f"Model version {version.number} ({stage}) has no export yet: the training pipeline's export step writes "
@@ -69,7 +75,7 @@ def choose_backend() -> Backend | None:
     export_format = st.sidebar.selectbox("Export format", formats)
     try:
         with st.spinner(f"Loading the {export_format} export of model version {version.number}…"):
-            return cached_local_backend(str(version.id), export_format)
+            return cached_local_backend(str(version.id), version.number, export_format)
     except (OSError, ValueError, RuntimeError) as error:
         st.error(f"Could not load the {export_format} export of model version {version.number}: {error}")
         return None

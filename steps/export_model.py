@@ -1,0 +1,40 @@
+"""Step: export the trained classifier to every configured format, each gated on parity with PyTorch."""
+
+from pathlib import Path
+from typing import Annotated
+
+from zenml import get_step_context, log_metadata, step
+
+from har_core.config import ExportConfig
+from har_core.constants import EXPORTS_ARTIFACT
+from har_core.dataset import DatasetManifest, load_image
+from har_core.export_manifest import ExportBundle, ModelSource
+from har_core.exporter import export_bundle
+from har_core.model import HarClipClassifier
+from har_core.transform import preprocess_batch
+
+
+@step
+def export_model(
+    model: HarClipClassifier, dataset: DatasetManifest, export: ExportConfig
+) -> Annotated[ExportBundle, EXPORTS_ARTIFACT]:
+    """Held-out images of `export.parity_split` are the parity set; a failed gate marks the format not deployable."""
+    context = get_step_context()
+    records = dataset.split(export.parity_split)[: export.parity_images]
+    if not records:
+        raise ValueError(f"The {export.parity_split} split is empty; the parity gate needs held-out images.")
+    pixels = preprocess_batch([load_image(record.path) for record in records], model.preprocess_config)
+    version = context.model_version
+    source = ModelSource(
+        model_name=version.model.name if version else None,
+        model_version=str(version.number) if version else None,
+        pipeline_run=context.pipeline_run.name,
+        backbone=model.backbone_name,
+    )
+    root = Path(export.output_dir) / context.pipeline_run.name
+    bundle = export_bundle(model, pixels, root, export, source, device=export.device)
+    parity = {name: bundle.manifest(name).parity.model_dump(mode="json") for name in bundle.deployable_formats()}
+    log_metadata(
+        metadata={"parity": parity, "formats": {n: s.message for n, s in bundle.formats.items()}}, infer_model=True
+    )
+    return bundle
