@@ -9,7 +9,12 @@ from pathlib import Path
 import click
 
 PROJECT_ROOT = Path(__file__).resolve().parent
-DEFAULT_CONFIGS = {"training": PROJECT_ROOT / "configs" / "training.yaml"}
+DEFAULT_CONFIGS = {
+    "training": PROJECT_ROOT / "configs" / "training.yaml",
+    "deployment": PROJECT_ROOT / "configs" / "deployment.yaml",
+    "rollback": PROJECT_ROOT / "configs" / "deployment.yaml",  # then deploys the restored version with this config
+    "undeploy": PROJECT_ROOT / "configs" / "deployment.yaml",
+}
 
 EXAMPLES = """
 \b
@@ -17,6 +22,9 @@ Examples:
   python run.py --pipeline training --config configs/quickstart.yaml   # offline, tiny CLIP, synthetic images
   python run.py --pipeline training                                    # configs/training.yaml (needs the HF Hub)
   python run.py --pipeline training --config configs/quickstart.yaml --no-cache
+  python run.py --pipeline deployment      # configs/deployment.yaml: production version, fastest gated format
+  python run.py --pipeline undeploy        # stop and remove that deployment
+  python run.py --pipeline rollback        # previous production version back to production, and deployed
 \b
 Stacks: `python -m stacks.register local` registers the local stack; switch with `zenml stack set NAME`.
 """
@@ -34,6 +42,10 @@ Stacks: `python -m stacks.register local` registers the local stack; switch with
 @click.option("--no-cache", is_flag=True, help="Re-run every step instead of reusing cached outputs.")
 def main(pipeline: str, config_path: Path | None, no_cache: bool) -> None:
     """Run a har-clip pipeline with a YAML run config."""
+    if pipeline != "training":
+        from pipelines.deployment_cli import run_deployment_command
+
+        return run_deployment_command(pipeline, config_path or DEFAULT_CONFIGS[pipeline])
     from har_core.hub import HubUnavailableError
     from har_core.preflight import PrerequisiteError, check_run_prerequisites
     from pipelines.run_config import RunConfigError, load_training_run_config

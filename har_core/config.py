@@ -223,3 +223,47 @@ class TrainingPipelineParameters(StrictConfig):
     export: ExportConfig = ExportConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
     promotion: PromotionConfig = PromotionConfig()
+
+
+class ServingConfig(StrictConfig):
+    """The Bento service's batching, limits and access settings (bento/serving.yaml; deployment configs override).
+
+    `max_latency_ms` is BentoML's batching deadline: a request still queued after it is answered 503, so it bounds
+    queueing, not model time. `timeout_s` answers 504 when a request takes longer end to end.
+    """
+
+    max_batch_size: int = Field(16, ge=2)
+    max_latency_ms: int = Field(10_000, ge=1)
+    timeout_s: float = Field(30.0, gt=0)
+    max_concurrency: int | None = Field(256, ge=1)  # more requests in flight are answered 429
+    max_request_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_batch_images: int = Field(32, ge=1)
+    max_custom_labels: int = Field(64, ge=1)
+    max_label_chars: int = Field(100, ge=1)
+    default_top_k: int = Field(5, ge=1)
+    workers: int = Field(1, ge=1)
+    threads: int | None = Field(None, ge=1)  # inference threads per worker; None: the runtime's default
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class DeploymentConfig(StrictConfig):
+    """Which model version and export format to deploy, and how the deployment is reached and checked.
+
+    `model_version`: a stage (`production`, `staging`) or a version number. `format`: None picks the fastest format
+    that passed its parity gate in that version's benchmark table (measured where training ran).
+    """
+
+    model_version: Literal["production", "staging", "latest"] | int = "production"
+    format: ExportFormatName | None = None
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=1, le=65535)  # None: a free port
+    ready_timeout_s: int = Field(180, ge=10)
+    base_image: str | None = None  # container builds on hosts without a registry (bento/container/base_image.sh)
+    gpu: bool = False  # onnxruntime-gpu and a CUDA base image in the Bento's container definition
+
+
+class DeploymentPipelineParameters(StrictConfig):
+    """The `parameters:` block of a deployment run config (configs/deployment.yaml)."""
+
+    deployment: DeploymentConfig = DeploymentConfig()
+    serving: ServingConfig = ServingConfig()

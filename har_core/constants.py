@@ -27,3 +27,15 @@ PROMOTE_STEP = "promote_model"
 PRODUCTION_STAGE = "production"
 STAGING_STAGE = "staging"
 ARCHIVED_STAGE = "archived"
+
+# Serving (bento/): the BentoML model and service names, and the environment the service reads.
+BENTO_MODEL_NAME = "har_clip_classifier"
+BENTO_SERVICE_NAME = "har_clip"
+API_TOKEN_ENV = "HAR_CLIP_API_TOKEN"  # set: every API call needs `Authorization: Bearer <token>`
+SERVING_CONFIG_ENV = "HAR_CLIP_SERVING_CONFIG"  # path of a serving YAML overriding bento/serving.yaml
+BENTO_MODEL_ENV = "HAR_CLIP_BENTO_MODEL"  # BentoML model tag to serve (default: <BENTO_MODEL_NAME>:latest)
+DEPLOYMENT_PLAN_ARTIFACT = "deployment_plan"
+BENTO_ARTIFACT = "bento"
+DEPLOYMENT_ARTIFACT = "deployment"
+DEPLOY_STEP = "deploy_bento"
+PROJECT_SERVICE_NAME = "har_clip_deployment"  # pipeline name the model deployer files our services under

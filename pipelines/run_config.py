@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import ValidationError
 from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
 
-from har_core.config import TrainingPipelineParameters
+from har_core.config import DeploymentPipelineParameters, TrainingPipelineParameters
+
+P = TypeVar("P", TrainingPipelineParameters, DeploymentPipelineParameters)
 
 
 class RunConfigError(ValueError):
@@ -18,6 +20,16 @@ class RunConfigError(ValueError):
 
 def load_training_run_config(path: str | Path) -> TrainingPipelineParameters:
     """Validate the whole file; the error lists every bad key with its dotted path."""
+    return load_run_config(path, TrainingPipelineParameters)
+
+
+def load_deployment_run_config(path: str | Path) -> DeploymentPipelineParameters:
+    """The deployment pipeline's config, validated the same way."""
+    return load_run_config(path, DeploymentPipelineParameters)
+
+
+def load_run_config(path: str | Path, parameters_type: type[P]) -> P:
+    """ZenML's run settings and our typed `parameters:` block, both checked before anything runs."""
     raw = _read_yaml(Path(path))
     zenml_settings = {key: value for key, value in raw.items() if key != "parameters"}
     unknown = sorted(set(zenml_settings) - set(PipelineRunConfiguration.model_fields))
@@ -31,7 +43,7 @@ def load_training_run_config(path: str | Path) -> TrainingPipelineParameters:
     except ValidationError as error:
         raise RunConfigError(f"{path}: invalid ZenML run settings:\n{_describe(error)}") from error
     try:
-        return TrainingPipelineParameters.model_validate(raw.get("parameters") or {})
+        return parameters_type.model_validate(raw.get("parameters") or {})
     except ValidationError as error:
         raise RunConfigError(f"{path}: invalid parameters:\n{_describe(error, prefix='parameters')}") from error
 

@@ -31,11 +31,13 @@ class ComponentSpec(BaseModel):
 
 
 class StackSpec(BaseModel):
-    """A stack file: its name and, per ZenML component type, the components to register."""
+    """A stack file: its name, custom flavors (import paths of flavor classes) and, per ZenML component type, the
+    components to register."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str
+    flavors: list[str] = []
     components: dict[str, list[ComponentSpec]]
 
 
@@ -55,6 +57,7 @@ def register_stack(spec: StackSpec, activate: bool = True) -> None:
     from zenml.enums import StackComponentType
 
     client = Client()
+    _ensure_flavors(client, spec.flavors)
     components: dict[StackComponentType, list[str]] = {}
     for type_name, specs in spec.components.items():
         component_type = StackComponentType(type_name)
@@ -74,6 +77,18 @@ def register_stack(spec: StackSpec, activate: bool = True) -> None:
     if activate:
         client.activate_stack(spec.name)
         logger.info("Active stack: %r", spec.name)
+
+
+def _ensure_flavors(client: Any, sources: list[str]) -> None:
+    """Register the stack file's custom flavors (`zenml <type> flavor register <source>`), once."""
+    from zenml.models import FlavorFilter
+    from zenml.utils import source_utils
+
+    for source in sources:
+        flavor = source_utils.load(source)()
+        if not client.zen_store.list_flavors(FlavorFilter(name=flavor.name, type=flavor.type)).items:
+            client.create_flavor(source=source, component_type=flavor.type)
+            logger.info("Registered %s flavor %r from %s", flavor.type.value, flavor.name, source)
 
 
 def _ensure_component(client: Any, component_type: Any, spec: ComponentSpec) -> None:

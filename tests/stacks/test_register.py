@@ -2,6 +2,7 @@
 
 import click
 import pytest
+from zenml.models import FlavorFilter
 
 from stacks.register import ComponentSpec, StackSpec, load_stack_spec, register_stack
 
@@ -16,7 +17,12 @@ def test_local_stack_is_registered_idempotently(zenml_client):
         "orchestrator": ["local_orchestrator"],
         "artifact_store": ["local_artifact_store"],
         "experiment_tracker": ["mlflow_local"],
+        "model_deployer": ["bentoml_local"],
     }
+    assert stack.components[next(k for k in stack.components if k.value == "model_deployer")][0].flavor_name == (
+        "har_bentoml"
+    )
+    assert len(zenml_client.zen_store.list_flavors(FlavorFilter(name="har_bentoml")).items) == 1
     assert zenml_client.active_stack_model.name == "local"
     assert [component.flavor_name for component in stack.components[next(iter(stack.components))]]
     assert len(zenml_client.list_stacks(name="local").items) == 1

@@ -1,0 +1,139 @@
+"""An ASGI guard in front of the service: bearer-token auth, a request-size limit and upload checks.
+
+It answers with a JSON 4xx before BentoML parses anything, because BentoML itself answers several bad requests with
+500: a JSON body sent to a multipart endpoint, a text field where a file belongs (BentoML would try to download it
+as a URL), a malformed multipart body. GET routes (docs, `/healthz`, `/livez`, `/readyz`, `/metrics`) stay open
+for probes and scrapers; the token guards every API call (POST).
+
+The service calls its own batchable API through BentoML's in-process proxy; such inner requests inherit the outer
+request's checks through a context variable instead of being checked (and size-limited) a second time.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.datastructures import Headers, UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_INSIDE_CHECKED_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar("har_clip_checked", default=False)
+IMAGE_MEDIA_TYPES = ("image/", "application/octet-stream")
+
+
+class RequestGuard:
+    """ASGI middleware. `token`: None for no auth; `file_fields`: route -> multipart file fields it needs;
+    `internal_routes`: routes only the service itself may call (its batchable API)."""
+
+    def __init__(
+        self,
+        app: Any,
+        token: str | None,
+        max_request_bytes: int,
+        file_fields: Mapping[str, tuple[str, ...]],
+        internal_routes: tuple[str, ...] = (),
+    ) -> None:
+        self.app = app
+        self.token = token.encode() if token else None
+        self.max_request_bytes = max_request_bytes
+        self.file_fields = dict(file_fields)
+        self.internal_routes = frozenset(internal_routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or _INSIDE_CHECKED_REQUEST.get():
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        problem = self._check_headers(scope, headers)
+        body = b""
+        if problem is None:
+            body, problem = await self._read_body(receive)
+        if problem is None and scope["path"] in self.file_fields:
+            problem = await self._check_uploads(scope, body, self.file_fields[scope["path"]])
+        if problem is not None:
+            status, message = problem
+            extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return await JSONResponse({"error": message}, status_code=status, headers=extra)(scope, receive, send)
+        marker = _INSIDE_CHECKED_REQUEST.set(True)
+        try:
+            await self.app(scope, _replay(body, receive), send)
+        finally:
+            _INSIDE_CHECKED_REQUEST.reset(marker)
+
+    def _check_headers(self, scope: Scope, headers: Headers) -> tuple[int, str] | None:
+        if scope["path"] in self.internal_routes:
+            return 404, f"{scope['path']} is internal to the service; use /predict."
+        if self.token is not None:
+            scheme, _, credentials = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), self.token):
+                return 401, "Missing or wrong bearer token: send `Authorization: Bearer <token>`."
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_request_bytes:
+            return 413, f"The request body is {int(length):,} bytes; the limit is {self.max_request_bytes:,} bytes."
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if scope["path"] in self.file_fields and media_type != "multipart/form-data":
+            fields = ", ".join(self.file_fields[scope["path"]])
+            return 415, (
+                f"{scope['path']} takes multipart/form-data with the image file(s) in field {fields!r}; "
+                f"got content type {media_type or 'none'!r}."
+            )
+        return None
+
+    async def _read_body(self, receive: Receive) -> tuple[bytes, tuple[int, str] | None]:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_request_bytes:
+                return b"", (413, f"The request body is over the limit of {self.max_request_bytes:,} bytes.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks), None
+
+    async def _check_uploads(self, scope: Scope, body: bytes, fields: tuple[str, ...]) -> tuple[int, str] | None:
+        request = Request(scope, _replay(body, None))
+        try:
+            form = await request.form()
+        except (MultiPartException, ValueError, KeyError) as error:
+            return 400, f"Malformed multipart body: {error}."
+        try:
+            for field in fields:
+                values = form.getlist(field)
+                if not values:
+                    return 400, f"Multipart field {field!r} is missing: upload the image file(s) there."
+                for value in values:
+                    if not isinstance(value, UploadFile):
+                        return 400, f"Multipart field {field!r} must be an uploaded file, not a text value."
+                    media_type = (value.content_type or "application/octet-stream").lower()
+                    if not media_type.startswith(IMAGE_MEDIA_TYPES):
+                        return 415, f"{value.filename or field}: content type {media_type!r} is not an image."
+        finally:
+            await form.close()
+        return None
+
+
+def _replay(body: bytes, receive: Receive | None) -> Receive:
+    """A `receive` that yields the buffered body once, then defers to the real one (disconnects)."""
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        if receive is None:
+            return {"type": "http.disconnect"}
+        return await receive()
+
+    return replay

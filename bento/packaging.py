@@ -1,0 +1,132 @@
+"""Package one exported format as a BentoML model and build a Bento around it (no ZenML, no torch).
+
+The Bento is built from a throw-away build context holding `bento/` and `har_core/` (the service imports only the
+torch-free part of it), the serving settings of this deployment (`bento/serving.yaml`) and the model tag it is
+pinned to (`bento/bento_model.txt`), so `bentoml serve <bento>` serves exactly the model it was built with.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import bentoml
+
+from bento.settings import MODEL_TAG_FILE, write_serving_config
+from har_core.config import ServingConfig
+from har_core.constants import BENTO_MODEL_NAME, BENTO_SERVICE_NAME
+from har_core.export_manifest import ExportManifest, ExportRejectedError
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SERVICE_IMPORT = "bento.service:HarClipService"
+PYTHON_VERSION = "3.11"
+SERVICE_FILES = (
+    "bento/__init__.py",
+    "bento/service.py",
+    "bento/guard.py",
+    "bento/settings.py",
+    "bento/*.yaml",
+    "bento/*.txt",
+)
+# What the service imports at run time besides bentoml (BentoML adds itself), per format; versions are pinned
+# to this environment's at build time.
+COMMON_PACKAGES = ("numpy", "pillow", "pydantic", "pyyaml", "safetensors", "tokenizers")
+RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
+    "onnx": ("onnxruntime",),
+    "onnx-int8": ("onnxruntime",),
+    "torchscript": ("onnxruntime", "torch"),
+    "pytorch": ("onnxruntime", "torch", "transformers"),
+    "tensorrt": ("onnxruntime-gpu", "tensorrt"),
+}
+GPU_SWAPS = {"onnxruntime": "onnxruntime-gpu"}
+
+
+def save_bento_model(
+    export_dir: str | Path,
+    model_name: str | None = None,
+    model_version: str | None = None,
+    extra_labels: dict[str, str] | None = None,
+) -> bentoml.Model:
+    """Store one format's export directory as a BentoML model; refuses exports that failed their parity gate."""
+    export_dir = Path(export_dir)
+    manifest = ExportManifest.load(export_dir)
+    manifest.verify_files(export_dir)
+    if not manifest.deployable:
+        reason = "it was never gated" if manifest.parity is None else "; ".join(manifest.parity.failures)
+        raise ExportRejectedError(f"The {manifest.format} export failed its parity gate: {reason}.")
+    model_name = model_name or manifest.source.model_name or BENTO_MODEL_NAME
+    model_version = str(model_version or manifest.source.model_version or "unversioned")
+    labels = {"format": manifest.format, "model_name": model_name, "model_version": model_version}
+    with bentoml.models.create(
+        BENTO_MODEL_NAME,
+        labels={**labels, **(extra_labels or {})},
+        metadata={
+            **labels,
+            "labels": list(manifest.labels),
+            "templates": list(manifest.templates),
+            "backbone": manifest.source.backbone,
+            "parity": manifest.parity.model_dump(mode="json") if manifest.parity else None,
+            "supports_custom_labels": manifest.text_tower is not None,
+        },
+        module="har_clip",
+    ) as model:
+        shutil.copytree(export_dir, model.path, dirs_exist_ok=True)
+    logger.info("Saved BentoML model %s from %s", model.tag, export_dir)
+    return model
+
+
+def runtime_packages(export_format: str, gpu: bool = False) -> list[str]:
+    """Pinned requirements of the service for `export_format` (ONNX formats: no torch)."""
+    names = [*COMMON_PACKAGES, *RUNTIME_PACKAGES[export_format]]
+    if gpu:
+        names = [GPU_SWAPS.get(name, name) for name in names]
+    return [_pinned(name) for name in dict.fromkeys(names)]
+
+
+def build_bento(
+    model_tag: str,
+    export_format: str,
+    serving: ServingConfig,
+    base_image: str | None = None,
+    gpu: bool = False,
+    labels: dict[str, str] | None = None,
+) -> bentoml.Bento:
+    """A Bento of the service pinned to `model_tag`; `base_image` replaces BentoML's default (registry-less hosts)."""
+    docker: dict = {"python_version": PYTHON_VERSION}
+    if gpu:
+        docker["cuda_version"] = "12.4"
+    if base_image:  # BentoML's Dockerfile runs `pip install uv`; Debian's system Python needs this to allow it
+        docker = {"base_image": base_image, "env": {"PIP_BREAK_SYSTEM_PACKAGES": "1"}}
+    with tempfile.TemporaryDirectory(prefix="har-clip-bento-") as context:
+        _write_build_context(Path(context), model_tag, serving)
+        bento = bentoml.bentos.build(
+            SERVICE_IMPORT,
+            name=BENTO_SERVICE_NAME,
+            build_ctx=context,
+            include=[*SERVICE_FILES, "har_core/*.py"],
+            labels={"format": export_format, "bento_model": str(model_tag), **(labels or {})},
+            models=[str(model_tag)],
+            python={"packages": runtime_packages(export_format, gpu), "lock_packages": False},
+            docker=docker,
+        )
+    logger.info("Built Bento %s (%s, model %s)", bento.tag, export_format, model_tag)
+    return bento
+
+
+def _write_build_context(context: Path, model_tag: str, serving: ServingConfig) -> None:
+    shutil.copytree(PROJECT_ROOT / "bento", context / "bento", ignore=shutil.ignore_patterns("__pycache__", "k8s"))
+    shutil.copytree(PROJECT_ROOT / "har_core", context / "har_core", ignore=shutil.ignore_patterns("__pycache__"))
+    write_serving_config(serving, context / "bento" / "serving.yaml")
+    (context / "bento" / MODEL_TAG_FILE).write_text(f"{model_tag}\n")
+
+
+def _pinned(name: str) -> str:
+    try:
+        return f"{name}=={metadata.version(name)}"
+    except metadata.PackageNotFoundError:
+        return name

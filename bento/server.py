@@ -1,0 +1,152 @@
+"""Start `bentoml serve` (or a container) on a free 127.0.0.1 port, wait for `/readyz`, and stop its whole tree.
+
+`bentoml serve` starts workers through a process manager; stopping signals the server and every descendant found
+under it, not one pid. Used by the tests, the local model deployer and benchmarks/serve.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ServerError(RuntimeError):
+    """The server did not become ready; the message holds the tail of its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve_command(target: str, port: int, host: str = "127.0.0.1") -> list[str]:
+    """`bentoml serve` of a Bento tag or an import path (`bento.service:HarClipService`) from this interpreter."""
+    return [sys.executable, "-m", "bentoml", "serve", target, "--host", host, "--port", str(port)]
+
+
+def start_server(
+    command: Sequence[str], log_path: str | Path, env: Mapping[str, str] | None = None, cwd: str | Path | None = None
+) -> subprocess.Popen:
+    """Start `command` in its own session (so its workers can be stopped together); output goes to `log_path`."""
+    environment = {**os.environ, **(env or {})}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), environment.get("PYTHONPATH")]))
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            list(command), cwd=cwd or PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+def wait_ready(url: str, process: subprocess.Popen | None, log_path: str | Path, timeout_s: float = 180.0) -> None:
+    """Poll `<url>/readyz` until it answers 200; a dead process or the timeout is a `ServerError` with the log."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise ServerError(f"The server exited with {process.returncode}:\n{_tail(log_path)}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        time.sleep(0.5)
+    raise ServerError(f"{url}/readyz did not answer 200 within {timeout_s:.0f} s:\n{_tail(log_path)}")
+
+
+def stop_process_tree(process: subprocess.Popen | int, grace_s: float = 10.0) -> None:
+    """SIGTERM the process and every descendant, then SIGKILL what is left after `grace_s`.
+
+    Descendants are collected first: BentoML's process manager may put workers in sessions of their own, where
+    signalling the server's process group would miss them.
+    """
+    pid = process if isinstance(process, int) else process.pid
+    tree = [pid, *descendants(pid)]
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        for member in tree:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(member, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(_alive(member) for member in tree):
+            if not isinstance(process, int):
+                process.poll()
+            time.sleep(0.2)
+        if not any(_alive(member) for member in tree):
+            break
+    if not isinstance(process, int):
+        process.wait(timeout=5)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (from /proc), children before grandchildren."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            parent = _parent_of(int(entry))
+            if parent is not None:
+                children.setdefault(parent, []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _tail(log_path: str | Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(Path(log_path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class BentoServer:
+    """`with BentoServer(target) as server: server.url` — serves on a free port and stops the tree afterwards."""
+
+    def __init__(
+        self, target: str, log_path: str | Path, env: Mapping[str, str] | None = None, ready_timeout_s: float = 180.0
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(log_path)
+        self.process = start_server(serve_command(target, self.port), self.log_path, env)
+        try:
+            wait_ready(self.url, self.process, self.log_path, ready_timeout_s)
+        except BaseException:
+            stop_process_tree(self.process)
+            raise
+
+    def __enter__(self) -> BentoServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        stop_process_tree(self.process)

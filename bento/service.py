@@ -1,0 +1,238 @@
+"""The har-clip BentoML service: one class over har_core's `Predictor`.
+
+    bentoml serve bento.service:HarClipService          # from the project root, serving <model>:latest
+    bentoml serve har_clip:latest                        # a built Bento
+
+It imports neither ZenML, MLflow, W&B nor DVC, and for ONNX exports not torch either (tests/bento checks it).
+Single-image predictions go through BentoML's adaptive batching (`probabilities`, batchable); a request's decode,
+validation and top-k stay outside the batch, so one bad upload never fails its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import bentoml
+import numpy as np
+from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse
+
+from bento.guard import RequestGuard
+from bento.settings import bento_model_tag, load_serving_config
+from har_core.constants import API_TOKEN_ENV, BENTO_SERVICE_NAME
+from har_core.images import ImageTooLargeError, InvalidImageError, open_image
+from har_core.predictor import Prediction, Predictor
+from har_core.transform import preprocess_batch
+
+logger = logging.getLogger(__name__)
+
+CONFIG = load_serving_config()
+TopK = Annotated[int, Field(ge=1, description="How many labels to return, best first (at most the label count).")]
+INTERNAL_ROUTES = ("/probabilities",)
+CustomLabels = Annotated[list[str], Field(description='Your own label set (open vocabulary): ["juggling", "rowing"].')]
+_TEMP_PREFIX = re.compile(r"^tmp[a-z0-9_]{8}")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    format: str
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+    model: ModelInfo
+    inference_ms: float = Field(description="Model time for this request, batching wait included.")
+
+
+class BatchPredictResponse(BaseModel):
+    predictions: list[list[Prediction]] = Field(description="One ranked list per uploaded image, in upload order.")
+    model: ModelInfo
+    inference_ms: float
+
+
+class BadRequest(ValueError):
+    """A request the service refuses; `status` is the HTTP status it is answered with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@bentoml.service(
+    name=BENTO_SERVICE_NAME,
+    workers=CONFIG.workers,
+    traffic={"timeout": CONFIG.timeout_s, "max_concurrency": CONFIG.max_concurrency},
+    # BentoML 1.4's self-proxy closes its connection after `max_requests` (or `max_age`) even with requests in
+    # flight on it, which fails them with 500 under load; the in-process connection never needs recycling.
+    runner_connection={"max_requests": 2**31, "max_age": 10.0**9},
+)
+class HarClipService:
+    """Human-action predictions from the packaged export (labels, format and version: `/metadata`)."""
+
+    bento_model = bentoml.models.BentoModel(bento_model_tag())
+
+    def __init__(self) -> None:
+        self.predictor = Predictor.from_export(self.bento_model.path, device=CONFIG.device, threads=CONFIG.threads)
+        metadata = self.bento_model.info.metadata
+        source = self.predictor.manifest.source
+        self.model_info = ModelInfo(
+            name=str(metadata.get("model_name") or source.model_name or self.bento_model.tag.name),
+            version=str(metadata.get("model_version") or source.model_version or self.bento_model.tag.version),
+            format=self.predictor.format,
+        )
+        logger.info("Serving %s (%s)", self.model_info, self.bento_model.tag)
+
+    @bentoml.api(batchable=True, max_batch_size=CONFIG.max_batch_size, max_latency_ms=CONFIG.max_latency_ms)
+    def probabilities(self, pixels: list[str]) -> list[list[float]]:
+        """Internal (the guard refuses outside calls): probabilities over the model's labels, adaptively batched.
+
+        Each item is one preprocessed image, float32 (3, crop, crop), base64: BentoML's self-proxy speaks JSON, and
+        a base64 string costs ~1 ms where a JSON list of 150k floats costs tens of ms.
+        """
+        crop = self.predictor.manifest.preprocess.crop_size
+        batch = np.stack([np.frombuffer(base64.b64decode(item), np.float32).reshape(3, crop, crop) for item in pixels])
+        return self.predictor.probabilities(batch)[1].tolist()
+
+    @bentoml.api
+    async def predict(self, image: Path, top_k: TopK = CONFIG.default_top_k) -> PredictResponse:
+        """Rank the model's labels for one uploaded image (multipart field `image`)."""
+        try:
+            self._check_top_k(top_k, len(self.predictor.labels))
+            pixels = await asyncio.to_thread(self._pixels, [image])
+        except BadRequest as error:
+            return _error(error)
+        started = time.perf_counter()
+        probabilities = await self._batched_probabilities(pixels)
+        elapsed = (time.perf_counter() - started) * 1000
+        return PredictResponse(
+            predictions=_top_k(self.predictor.labels, probabilities[0], top_k),
+            model=self.model_info,
+            inference_ms=elapsed,
+        )
+
+    @bentoml.api
+    async def predict_batch(self, images: list[Path], top_k: TopK = CONFIG.default_top_k) -> BatchPredictResponse:
+        """Rank the model's labels for several uploaded images (repeated multipart field `images`)."""
+        try:
+            if len(images) > CONFIG.max_batch_images:
+                raise BadRequest(400, f"{len(images)} images sent; the limit is {CONFIG.max_batch_images} per call.")
+            self._check_top_k(top_k, len(self.predictor.labels))
+            pixels = await asyncio.to_thread(self._pixels, images)
+        except BadRequest as error:
+            return _error(error)
+        started = time.perf_counter()
+        ranked = await asyncio.to_thread(self.predictor.predict_pixels, pixels, top_k)
+        elapsed = (time.perf_counter() - started) * 1000
+        return BatchPredictResponse(predictions=ranked, model=self.model_info, inference_ms=elapsed)
+
+    @bentoml.api
+    async def classify(
+        self,
+        image: Path,
+        labels: CustomLabels,
+        top_k: Annotated[int | None, Field(ge=1, description="Default: 5, or every label when fewer.")] = None,
+    ) -> PredictResponse:
+        """Rank labels given in the request for one image: the text tower embeds them (cached per label set)."""
+        try:
+            labels = self._check_labels(labels)
+            top_k = min(CONFIG.default_top_k, len(labels)) if top_k is None else top_k
+            self._check_top_k(top_k, len(labels))
+            pixels = await asyncio.to_thread(self._pixels, [image])
+        except BadRequest as error:
+            return _error(error)
+        started = time.perf_counter()
+        ranked = await asyncio.to_thread(self.predictor.predict_pixels, pixels, top_k, labels)
+        elapsed = (time.perf_counter() - started) * 1000
+        return PredictResponse(predictions=ranked[0], model=self.model_info, inference_ms=elapsed)
+
+    @bentoml.api
+    def metadata(self) -> dict[str, Any]:
+        """The served model: labels, prompt templates, version, format, preprocessing, parity and request limits."""
+        manifest = self.predictor.manifest
+        return {
+            "model": self.model_info.model_dump(),
+            "bento_model": str(self.bento_model.tag),
+            "labels": self.predictor.labels,
+            "templates": list(manifest.templates),
+            "supports_custom_labels": self.predictor.supports_custom_labels,
+            "preprocess": manifest.preprocess.model_dump(mode="json"),
+            "parity": manifest.parity.model_dump(mode="json") if manifest.parity else None,
+            "limits": CONFIG.model_dump(
+                include={"max_request_bytes", "max_batch_images", "max_custom_labels", "max_label_chars", "timeout_s"}
+            ),
+            "auth_required": bool(os.environ.get(API_TOKEN_ENV)),
+        }
+
+    async def _batched_probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """Through BentoML's self-proxy, so concurrent requests share model calls (adaptive batching)."""
+        encoded = [base64.b64encode(np.ascontiguousarray(image, np.float32).tobytes()).decode() for image in pixels]
+        client = getattr(self, "to_async", None)
+        if client is None:  # the class used outside a server
+            return np.asarray(self.probabilities(encoded))
+        return np.asarray(await client.probabilities(encoded))
+
+    def _pixels(self, paths: list[Path]) -> np.ndarray:
+        images = []
+        for path in paths:
+            try:
+                images.append(open_image(path.read_bytes(), name=_upload_name(path)))
+            except ImageTooLargeError as error:
+                raise BadRequest(413, str(error)) from error
+            except InvalidImageError as error:
+                raise BadRequest(422, str(error)) from error
+        if not images:
+            raise BadRequest(400, "No image was uploaded.")
+        return preprocess_batch(images, self.predictor.manifest.preprocess)
+
+    def _check_labels(self, labels: list[str]) -> list[str]:
+        if not self.predictor.supports_custom_labels:
+            raise BadRequest(400, f"The {self.predictor.format} export has no text tower: custom labels are off.")
+        if not labels:
+            raise BadRequest(400, "labels is empty: send at least one label.")
+        if len(labels) > CONFIG.max_custom_labels:
+            raise BadRequest(400, f"{len(labels)} labels sent; the limit is {CONFIG.max_custom_labels}.")
+        cleaned = [label.strip() for label in labels]
+        if not all(cleaned):
+            raise BadRequest(400, "labels holds an empty or blank label.")
+        too_long = [label for label in cleaned if len(label) > CONFIG.max_label_chars]
+        if too_long:
+            raise BadRequest(400, f"labels longer than {CONFIG.max_label_chars} characters: {too_long[0][:40]!r}…")
+        if len(set(cleaned)) != len(cleaned):
+            raise BadRequest(400, "labels holds the same label twice.")
+        return cleaned
+
+    @staticmethod
+    def _check_top_k(top_k: int, num_labels: int) -> None:
+        if not 1 <= top_k <= num_labels:
+            raise BadRequest(400, f"top_k must be between 1 and {num_labels} (the number of labels), got {top_k}.")
+
+
+def _top_k(labels: list[str], probabilities: np.ndarray, top_k: int) -> list[Prediction]:
+    order = np.argsort(-probabilities, kind="stable")[:top_k]
+    return [Prediction(label=labels[i], score=float(probabilities[i])) for i in order]
+
+
+def _upload_name(path: Path) -> str:
+    """The client's file name: BentoML stores uploads as `tmp<8 random chars><name>`."""
+    return _TEMP_PREFIX.sub("", path.name) or "uploaded image"
+
+
+def _error(error: BadRequest) -> JSONResponse:
+    return JSONResponse({"error": str(error)}, status_code=error.status)
+
+
+HarClipService.add_asgi_middleware(
+    RequestGuard,
+    token=os.environ.get(API_TOKEN_ENV) or None,
+    max_request_bytes=CONFIG.max_request_bytes,
+    file_fields={"/predict": ("image",), "/predict_batch": ("images",), "/classify": ("image",)},
+    internal_routes=INTERNAL_ROUTES,
+)

@@ -1,0 +1,61 @@
+"""`run.py --pipeline deployment|undeploy|rollback`: run, print where the deployment is, and say why that format."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+import yaml
+
+from har_core.constants import DEPLOY_STEP, DEPLOYMENT_ARTIFACT, DEPLOYMENT_PLAN_ARTIFACT
+from har_core.deployment import DeploymentRefusedError
+from pipelines.run_config import RunConfigError, load_deployment_run_config
+
+
+def run_deployment_command(command: str, config_path: Path) -> None:
+    try:
+        if command == "undeploy":
+            return _undeploy()
+        load_deployment_run_config(config_path)
+        if command == "rollback":
+            config_path = _rolled_back_config(config_path)
+        _deploy(config_path)
+    except (RunConfigError, DeploymentRefusedError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _undeploy() -> None:
+    from pipelines.deployment_ops import undeploy
+
+    removed = undeploy()
+    click.echo("Removed: " + ", ".join(removed) if removed else "No deployment to remove.")
+
+
+def _rolled_back_config(config_path: Path) -> Path:
+    from pipelines.deployment_ops import rollback_stages
+
+    previous, restored = rollback_stages()
+    click.echo(f"Rolled back: version {restored} is production again; version {previous} is archived.")
+    config = yaml.safe_load(config_path.read_text()) or {}
+    config.setdefault("parameters", {}).setdefault("deployment", {})["model_version"] = restored
+    path = Path(tempfile.mkdtemp(prefix="har-clip-rollback-")) / "deployment.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _deploy(config_path: Path) -> None:
+    from zenml.client import Client
+
+    from pipelines.deployment import deployment_pipeline
+
+    try:
+        run = deployment_pipeline.with_options(config_path=str(config_path))()
+    except RuntimeError as error:  # a failed step: its own message is the useful part
+        raise click.ClickException(str(error)) from error
+    run = Client().get_pipeline_run(run.id)
+    plan = run.steps["select_deployment"].outputs[DEPLOYMENT_PLAN_ARTIFACT][0].load()
+    deployed = run.steps[DEPLOY_STEP].outputs[DEPLOYMENT_ARTIFACT][0].load()
+    click.echo(f"\nDeployed {plan.model_name} version {plan.model_version} as {plan.format}: {plan.reason}.")
+    click.echo(f"Bento {deployed.bento_tag} at {deployed.url} (smoke test passed: {deployed.smoke_test['top1']}).")
+    click.echo(f"Try: curl -F image=@photo.jpg {deployed.url}/predict")

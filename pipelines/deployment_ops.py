@@ -1,0 +1,57 @@
+"""Undeploy and roll back: the two operations around the deployment pipeline (`run.py --pipeline undeploy|rollback`).
+
+Rollback puts the production version that the current one replaced back into production (the promotion decision on
+the current version names it; else the newest archived version before it) and archives the current one; run.py then
+deploys it with the deployment pipeline, which replaces the running deployment.
+"""
+
+from __future__ import annotations
+
+from zenml.client import Client
+from zenml.enums import ModelStages
+
+from har_core.constants import ARCHIVED_STAGE, PRODUCTION_STAGE, PROJECT_SERVICE_NAME, ZENML_MODEL_NAME
+from har_core.deployment import DeploymentRefusedError
+
+
+def undeploy() -> list[str]:
+    """Stop and delete every deployment the deployment pipeline made; returns what was removed."""
+    deployer = Client().active_stack.model_deployer
+    if deployer is None:
+        raise DeploymentRefusedError("The active stack has no model deployer, so nothing was deployed through it.")
+    removed = []
+    for service in deployer.find_model_server(pipeline_name=PROJECT_SERVICE_NAME):
+        deployer.delete_model_server(service.uuid, force=True)
+        removed.append(f"{service.config.bento_tag} (service {service.uuid})")
+    return removed
+
+
+def rollback_stages() -> tuple[int, int]:
+    """Move production back to the version before it; returns (previous production, restored version)."""
+    client = Client()
+    try:
+        current = client.get_model_version(ZENML_MODEL_NAME, ModelStages.PRODUCTION)
+    except KeyError as error:
+        raise DeploymentRefusedError(f"{ZENML_MODEL_NAME} has no production version to roll back from.") from error
+    previous = _previous_production(current)
+    previous.set_stage(PRODUCTION_STAGE, force=True)  # force: the current production version leaves production
+    client.get_model_version(ZENML_MODEL_NAME, current.id).set_stage(ARCHIVED_STAGE, force=True)
+    return current.number, previous.number
+
+
+def _previous_production(current):
+    client = Client()
+    promotion = current.run_metadata.get("promotion") or {}
+    recorded = promotion.get("production_version") if isinstance(promotion, dict) else None
+    if recorded:
+        return client.get_model_version(ZENML_MODEL_NAME, int(recorded))
+    archived = [
+        version
+        for version in client.list_model_versions(ZENML_MODEL_NAME, stage=ARCHIVED_STAGE, size=100).items
+        if version.number < current.number
+    ]
+    if not archived:
+        raise DeploymentRefusedError(
+            f"Version {current.number} is the first production version of {ZENML_MODEL_NAME}: nothing to roll back to."
+        )
+    return max(archived, key=lambda version: version.number)

@@ -1,0 +1,68 @@
+"""Step: deploy the Bento through the active stack's model deployer, and smoke-test it over HTTP before success."""
+
+import os
+from typing import Annotated
+
+from zenml import get_step_context, log_metadata, step
+from zenml.client import Client
+from zenml.integrations.bentoml.services.bentoml_local_deployment import (
+    BentoMLLocalDeploymentConfig,
+    BentoMLLocalDeploymentService,
+)
+from zenml.logger import get_logger
+
+from bento.server import free_port
+from bento.smoke import smoke_test
+from har_core.config import DeploymentConfig
+from har_core.constants import API_TOKEN_ENV, DEPLOYMENT_ARTIFACT, PROJECT_SERVICE_NAME
+from har_core.deployment import BentoRecord, DeploymentPlan, DeploymentRecord
+
+logger = get_logger(__name__)
+
+
+@step(enable_cache=False)
+def deploy_bento(
+    plan: DeploymentPlan, bento: BentoRecord, deployment: DeploymentConfig
+) -> Annotated[DeploymentRecord, DEPLOYMENT_ARTIFACT]:
+    """Replaces the deployment this pipeline made before; a failed smoke test stops the new server and fails."""
+    deployer = Client().active_stack.model_deployer
+    if deployer is None:
+        raise RuntimeError(
+            "The active stack has no model deployer. On the local stack run `python -m stacks.register local`; "
+            "on a cluster, deploy the Bento's image with bento/k8s/har-clip.yaml (see README, Kubernetes)."
+        )
+    context = get_step_context()
+    port = deployment.port or free_port()
+    config = BentoMLLocalDeploymentConfig(
+        model_name=plan.model_name,
+        model_version=plan.model_version,
+        model_uri=bento.bentoml_model_tag,
+        bento_tag=bento.bento_tag,
+        bento_uri=bento.bento_path,
+        apis=["predict", "predict_batch", "classify", "metadata"],
+        port=port,
+        host=deployment.host,
+        working_dir=os.getcwd(),
+        pipeline_name=PROJECT_SERVICE_NAME,  # the same for every run, so a new deployment replaces the last one
+        pipeline_step_name=context.step_run.name,
+        run_name=context.pipeline_run.name,
+    )
+    service = deployer.deploy_model(
+        config,
+        service_type=BentoMLLocalDeploymentService.SERVICE_TYPE,
+        continuous_deployment_mode=True,
+        timeout=deployment.ready_timeout_s,
+    )
+    url = f"http://{deployment.host}:{port}"
+    try:
+        result = smoke_test(url, plan.model_version, plan.format, token=os.environ.get(API_TOKEN_ENV))
+    except Exception:
+        deployer.delete_model_server(service.uuid, force=True)
+        raise
+    record = DeploymentRecord(
+        url=url, bento_tag=bento.bento_tag, model_version=plan.model_version, format=plan.format,
+        service_id=str(service.uuid), smoke_test=result,
+    )  # fmt: skip
+    log_metadata(metadata={"deployment": record.model_dump()}, model_version_id=plan.model_version_id)
+    logger.info("Deployed %s at %s; smoke test passed (top-1 %s)", bento.bento_tag, url, result["top1"])
+    return record

@@ -1,0 +1,61 @@
+"""Rules of the serving design, checked in fresh processes.
+
+The service (and everything it imports) needs neither ZenML, MLflow, W&B, DVC nor the training code, and an ONNX
+model is served without torch: the check blocks those imports and then loads the service and predicts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import PROJECT_ROOT
+
+BLOCKED = ("torch", "torchvision", "transformers", "zenml", "mlflow", "wandb", "dvc", "steps", "pipelines")
+
+BLOCK_IMPORTS = f"""
+import importlib.abc, sys
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {BLOCKED!r}:
+            raise ImportError(f"{{name}} is blocked in this test")
+        return None
+sys.meta_path.insert(0, Blocker())
+"""
+
+
+def _run(script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK_IMPORTS + script],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_service_serves_an_onnx_model_without_torch_or_the_training_stack(bento_model):
+    script = (
+        "import numpy as np\n"
+        "from PIL import Image\n"
+        "from bento.service import HarClipService\n"
+        "service = HarClipService.inner()\n"
+        "image = Image.new('RGB', (50, 40), (10, 200, 30))\n"
+        "from har_core.transform import preprocess_batch\n"
+        "batch = preprocess_batch([image], service.predictor.manifest.preprocess)\n"
+        "probabilities = service.probabilities([__import__('base64').b64encode(batch[0].tobytes()).decode()])\n"
+        "assert abs(sum(probabilities[0]) - 1) < 1e-4, probabilities\n"
+        "ranked = service.predictor.predict([image], labels=['juggling', 'rowing'])[0]\n"
+        "assert ranked[0].label in ('juggling', 'rowing')\n"
+        "leaked = sorted({m.split('.')[0] for m in sys.modules} & set(" + repr(BLOCKED) + "))\n"
+        "assert not leaked, leaked\n"
+    )
+    result = _run(script, env={"HAR_CLIP_BENTO_MODEL": str(bento_model.tag)})
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_the_block_is_real():
+    result = _run("import torch\n")
+    assert result.returncode != 0 and "blocked in this test" in result.stderr

@@ -1,0 +1,50 @@
+"""The Kubernetes manifests under bento/k8s/ are valid against the API schemas and wire up as intended."""
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT
+
+K8S_DIR = PROJECT_ROOT / "bento" / "k8s"
+K8S_VERSION = "1.30.0"
+MANIFESTS = {"cpu": K8S_DIR / "har-clip.yaml", "gpu": K8S_DIR / "har-clip-gpu.yaml"}
+
+
+def _documents(path: Path) -> dict[str, dict]:
+    return {document["kind"]: document for document in yaml.safe_load_all(path.read_text())}
+
+
+@pytest.mark.parametrize("variant", sorted(MANIFESTS))
+def test_every_document_passes_strict_schema_validation(variant):
+    documents = _documents(MANIFESTS[variant])
+    assert set(documents) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    for document in documents.values():
+        kubernetes_validate.validate(document, K8S_VERSION, strict=True)
+
+
+def test_the_validator_rejects_a_misspelt_field():
+    deployment = _documents(MANIFESTS["cpu"])["Deployment"]
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {"httpGet": {"path": "/readyz"}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("variant", sorted(MANIFESTS))
+def test_probes_service_and_autoscaler_point_at_the_bento(variant):
+    documents = _documents(MANIFESTS[variant])
+    deployment, service, hpa = documents["Deployment"], documents["Service"], documents["HorizontalPodAutoscaler"]
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] in ("/livez", "/healthz")
+    assert container["ports"][0]["containerPort"] == 3000 and "3000" in container["args"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    token = next(env for env in container["env"] if env["name"] == "HAR_CLIP_API_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"]["optional"] is True
+    gpu_limit = container["resources"]["limits"].get("nvidia.com/gpu")
+    assert gpu_limit == (1 if variant == "gpu" else None)

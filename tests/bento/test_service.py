@@ -1,0 +1,235 @@
+"""The Bento built from the tiny model's ONNX export, served over real HTTP on a free 127.0.0.1 port: by
+`bentoml serve`, and (marked `container`) by its podman image with host networking. The same checks run on both.
+
+One server per way of serving, for the whole module (bearer-token auth on); each is stopped with its whole process
+tree (or container) at the end.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import re
+from pathlib import Path
+
+import bentoml
+import pytest
+import requests
+from PIL import Image
+
+from bento.server import BentoServer
+from har_core.images import open_image
+from har_core.labels import HAR_LABELS
+from har_core.predictor import Predictor
+from tests.bento.conftest import API_TOKEN
+
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@pytest.fixture(scope="module", params=["bentoml-serve", pytest.param("container", marks=pytest.mark.container)])
+def server(request, tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {"HAR_CLIP_API_TOKEN": API_TOKEN}
+    if request.param == "container":
+        from bento.podman import ContainerServer
+
+        running = ContainerServer(request.getfixturevalue("container_image"), log, env=env)
+    else:
+        running = BentoServer(str(request.getfixturevalue("onnx_bento").tag), log, env=env)
+    with running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with bentoml.SyncHTTPClient(server.url, token=API_TOKEN) as http_client:
+        yield http_client
+
+
+@pytest.fixture(scope="module")
+def predictor(onnx_export_dir):
+    return Predictor.from_export(onnx_export_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sample_images(synthetic_root) -> list[Path]:
+    return [sorted((synthetic_root / label).glob("*.jpg"))[0] for label in HAR_LABELS[:4]]
+
+
+def _post(server, route: str, **kwargs) -> requests.Response:
+    return requests.post(f"{server.url}{route}", headers=kwargs.pop("headers", AUTH), timeout=60, **kwargs)
+
+
+def _jpeg_bytes(size=(40, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 40, 40)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def test_predictions_equal_the_in_process_predictor(client, predictor, sample_images):
+    for path in sample_images:
+        served = client.predict(image=path, top_k=len(HAR_LABELS))
+        expected = predictor.predict([open_image(path)], top_k=len(HAR_LABELS))[0]
+        assert [p["label"] for p in served["predictions"]] == [p.label for p in expected]
+        assert [p["score"] for p in served["predictions"]] == pytest.approx([p.score for p in expected], abs=1e-5)
+        assert served["model"] == {"name": "har_clip_classifier", "version": "7", "format": "onnx"}
+        assert served["inference_ms"] > 0
+
+
+def test_top_k_defaults_to_five_and_is_honoured(client, sample_images):
+    assert len(client.predict(image=sample_images[0])["predictions"]) == 5
+    ranked = client.predict(image=sample_images[0], top_k=2)["predictions"]
+    assert len(ranked) == 2 and ranked[0]["score"] >= ranked[1]["score"]
+
+
+def test_batch_endpoint_matches_single_predictions(client, sample_images):
+    batch = client.predict_batch(images=sample_images, top_k=3)
+    assert len(batch["predictions"]) == len(sample_images)
+    for path, ranked in zip(sample_images, batch["predictions"], strict=True):
+        single = client.predict(image=path, top_k=3)["predictions"]
+        assert [p["label"] for p in ranked] == [p["label"] for p in single]
+        assert [p["score"] for p in ranked] == pytest.approx([p["score"] for p in single], abs=1e-5)
+
+
+def test_open_vocabulary_labels_change_the_answer(client, predictor, sample_images):
+    labels = ["juggling", "rowing a boat", "painting a wall"]
+    served = client.classify(image=sample_images[0], labels=labels)
+    assert {p["label"] for p in served["predictions"]} == set(labels)
+    expected = predictor.predict([open_image(sample_images[0])], top_k=3, labels=labels)[0]
+    assert [p["score"] for p in served["predictions"]] == pytest.approx([p.score for p in expected], abs=1e-5)
+    assert sum(p["score"] for p in served["predictions"]) == pytest.approx(1.0, abs=1e-4)
+    again = client.classify(image=sample_images[0], labels=labels[:2], top_k=1)["predictions"]
+    assert len(again) == 1 and again[0]["label"] in labels[:2]
+
+
+def test_metadata_names_model_labels_and_limits(client, bento_model):
+    metadata = client.metadata()
+    assert metadata["labels"] == list(HAR_LABELS)
+    assert metadata["model"]["format"] == "onnx" and metadata["bento_model"] == str(bento_model.tag)
+    assert metadata["supports_custom_labels"] is True and metadata["auth_required"] is True
+    assert metadata["limits"]["max_request_bytes"] == 1024 * 1024
+
+
+def _bad_requests(tmp: Path) -> dict[str, tuple[dict, int, str]]:
+    good = _jpeg_bytes()
+    bomb = io.BytesIO()
+    Image.new("L", (9000, 9000)).save(bomb, "PNG")  # 81 Mpx in ~80 kB: over the pixel limit
+    return {
+        "non-image bytes": ({"files": {"image": ("a.jpg", b"not an image at all", "image/jpeg")}}, 422, "a.jpg"),
+        "truncated jpeg": ({"files": {"image": ("cut.jpg", good[: len(good) // 2], "image/jpeg")}}, 422, "cut.jpg"),
+        "zero-byte upload": ({"files": {"image": ("empty.jpg", b"", "image/jpeg")}}, 422, "empty"),
+        "over the pixel limit": ({"files": {"image": ("bomb.png", bomb.getvalue(), "image/png")}}, 413, "pixel limit"),
+        "text file part": ({"files": {"image": ("a.txt", b"hello", "text/plain")}}, 415, "not an image"),
+        "json body": ({"json": {"image": "http://127.0.0.1:1/x.jpg"}}, 415, "multipart/form-data"),
+        "text field for the file": ({"files": {"image": (None, "http://127.0.0.1:1/x.jpg")}}, 400, "uploaded file"),
+        "missing file": ({"files": {"top_k": (None, "3")}}, 400, "missing"),
+        "top_k zero": ({"files": {"image": ("a.jpg", good, "image/jpeg")}, "data": {"top_k": "0"}}, 400, "top_k"),
+        "top_k too big": ({"files": {"image": ("a.jpg", good, "image/jpeg")}, "data": {"top_k": "99"}}, 400, "top_k"),
+        "top_k not a number": (
+            {"files": {"image": ("a.jpg", good, "image/jpeg")}, "data": {"top_k": "x"}},
+            400,
+            "top_k",
+        ),
+        "body over the size limit": (
+            {"files": {"image": ("big.jpg", b"\xff" * (1024 * 1024 + 10), "image/jpeg")}},
+            413,
+            "limit",
+        ),
+    }
+
+
+def _bad_label_requests() -> dict[str, tuple[dict, int, str]]:
+    good = _jpeg_bytes()
+
+    def form(labels: str) -> dict:
+        return {"files": {"image": ("a.jpg", good, "image/jpeg")}, "data": {"labels": labels}}
+
+    return {
+        "empty label list": (form("[]"), 400, "empty"),
+        "blank label": (form('["running", "  "]'), 400, "blank"),
+        "too many labels": (form(str([f"label {i}" for i in range(9)]).replace("'", '"')), 400, "limit is 8"),
+        "duplicate labels": (form('["running", "running"]'), 400, "twice"),
+        "labels not a list": (form("running"), 400, "labels"),
+    }
+
+
+def test_every_bad_input_is_a_4xx_json_error_and_the_server_keeps_answering(server, tmp_path, sample_images):
+    cases = {
+        **{f"/predict: {name}": ("/predict", case) for name, case in _bad_requests(tmp_path).items()},
+        **{f"/classify: {name}": ("/classify", case) for name, case in _bad_label_requests().items()},
+        "/predict_batch: one bad image among good": (
+            "/predict_batch",
+            (
+                {
+                    "files": [
+                        ("images", ("ok.jpg", _jpeg_bytes(), "image/jpeg")),
+                        ("images", ("b.jpg", b"xx", "image/jpeg")),
+                    ]
+                },
+                422,
+                "b.jpg",
+            ),
+        ),
+        "/probabilities: internal route": ("/probabilities", ({"json": {"pixels": ["AAAA"]}}, 404, "internal")),
+    }
+    outcomes = {}
+    for name, (route, (kwargs, _, _)) in cases.items():
+        response = _post(server, route, **kwargs)
+        assert "error" in response.json(), (name, response.text)  # JSON; BentoML's own 400s add a `detail` list
+        outcomes[name] = (response.status_code, response.text)
+    wrong = {
+        name: outcome
+        for name, outcome in outcomes.items()
+        if outcome[0] != cases[name][1][1] or cases[name][1][2] not in str(outcome[1])
+    }
+    assert not wrong, wrong
+    assert all(400 <= status < 500 for status, _ in outcomes.values())
+    assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
+    assert _post(server, "/predict", files={"image": ("ok.jpg", sample_images[0].read_bytes())}).status_code == 200
+
+
+def test_bearer_token_is_required_for_api_calls_but_not_probes(server):
+    files = {"image": ("a.jpg", _jpeg_bytes(), "image/jpeg")}
+    missing = _post(server, "/predict", headers={}, files=files)
+    assert missing.status_code == 401 and "Bearer" in missing.json()["error"]
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+    assert _post(server, "/predict", headers={"Authorization": "Bearer wrong"}, files=files).status_code == 401
+    assert _post(server, "/metadata", headers={}).status_code == 401
+    for probe in ("/readyz", "/livez", "/healthz", "/metrics"):
+        assert requests.get(f"{server.url}{probe}", timeout=10).status_code == 200
+
+
+def _batch_histogram(server) -> tuple[float, float]:
+    """(requests seen by the batchable API, batches it ran) from BentoML's adaptive batch-size histogram."""
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    total = sum(
+        float(v) for v in re.findall(r'adaptive_batch_size_sum\{[^}]*method_name="probabilities"[^}]*\} (\S+)', text)
+    )
+    count = sum(
+        float(v) for v in re.findall(r'adaptive_batch_size_count\{[^}]*method_name="probabilities"[^}]*\} (\S+)', text)
+    )
+    return total, count
+
+
+def test_200_concurrent_requests_succeed_and_are_batched(server, sample_images):
+    payloads = [path.read_bytes() for path in sample_images]
+    before = _batch_histogram(server)
+
+    def one(index: int) -> int:
+        files = {"image": (f"{index}.jpg", payloads[index % len(payloads)], "image/jpeg")}
+        return _post(server, "/predict", files=files).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:  # bounded: 32 in flight at most
+        statuses = list(pool.map(one, range(200)))
+    assert statuses == [200] * 200
+    after = _batch_histogram(server)
+    images, batches = after[0] - before[0], after[1] - before[1]
+    print(f"200 requests -> {batches:.0f} model calls, mean batch {images / batches:.1f}")
+    assert images == 200
+    assert batches < 200  # some calls carried more than one image: adaptive batching happened
+
+
+def test_the_bento_packages_no_torch_for_onnx(onnx_bento):
+    requirements = (Path(onnx_bento.path) / "env" / "python" / "requirements.txt").read_text()
+    assert "onnxruntime==" in requirements and "bentoml==" in requirements
+    assert not re.search(r"^(torch|transformers|zenml|mlflow|wandb|dvc)\b", requirements, re.M)
