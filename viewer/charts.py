@@ -36,7 +36,12 @@ def history_chart(history: pd.DataFrame, metrics: Sequence[str], title: str) -> 
     return (
         alt.Chart(long, title=title)
         .mark_line(point=True)
-        .encode(x="epoch:Q", y="value:Q", color="metric:N", tooltip=["epoch", "metric", "value"])
+        .encode(
+            x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1, format="d")),
+            y="value:Q",
+            color="metric:N",
+            tooltip=["epoch", "metric", "value"],
+        )
     )
 
 
@@ -62,7 +67,10 @@ def confusion_frame(report: EvaluationReport, version: str | int | None) -> pd.D
 def confusion_chart(report: EvaluationReport, version: str | int | None) -> alt.Chart:
     """Heatmap of the row-normalised confusion matrix; clicking a wrong cell opens its mistakes."""
     frame = confusion_frame(report, version)
-    base = alt.Chart(frame).encode(x=alt.X("predicted:N", sort=report.labels), y=alt.Y("true:N", sort=report.labels))
+    axis = alt.Axis(labelOverlap=False)
+    base = alt.Chart(frame).encode(
+        x=alt.X("predicted:N", sort=report.labels, axis=axis), y=alt.Y("true:N", sort=report.labels, axis=axis)
+    )
     cells = base.mark_rect().encode(
         color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1])),
         href="link:N",
@@ -72,7 +80,8 @@ def confusion_chart(report: EvaluationReport, version: str | int | None) -> alt.
         text=alt.condition("datum.count > 0", "count:Q", alt.value("")),
         color=alt.condition("datum.share > 0.5", alt.value("white"), alt.value("black")),
     )
-    return (cells + text).properties(height=max(240, 22 * len(report.labels)))
+    size = max(240, 24 * len(report.labels))
+    return (cells + text).properties(height=size, width=size)
 
 
 def per_class_frame(report: EvaluationReport) -> pd.DataFrame:

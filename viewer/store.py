@@ -145,11 +145,10 @@ def model_versions(limit: int = 50) -> list:
 
 def training_run_of(version):
     """The training run that created `version` (the first run linked to it)."""
-    runs = version.pipeline_runs or {}
-    for run in sorted(runs.values(), key=lambda run: run.created):
-        if run.pipeline and run.pipeline.name == TRAINING_PIPELINE:
-            return client().get_pipeline_run(run.id)
-    return None
+    runs = client().list_pipeline_runs(
+        model_version_id=version.id, pipeline_name=TRAINING_PIPELINE, sort_by="asc:created", size=1
+    )
+    return client().get_pipeline_run(runs.items[0].id) if runs.items else None
 
 
 def version_artifact(version, name: str) -> Any | None:

@@ -97,7 +97,7 @@ def wait_for_health(url: str, process: subprocess.Popen, timeout_s: float = 120)
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 2200})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     yield page
@@ -111,14 +111,17 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-def test_upload_an_image_and_see_the_label_and_chart(page, viewer_url, viewer_run):
+def test_upload_an_image_and_see_the_label_and_chart(page, viewer_url, viewer_run, tmp_path):
     from viewer import store
 
     run, _ = viewer_run
     wrong = store.evaluation_predictions(run).mistakes()[0]
     page.goto(viewer_url)  # Predict is the default page
     page.get_by_text("Answering with the local onnx export").wait_for()
-    page.locator("input[type=file]").set_input_files(wrong.path)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    page.locator("input[type=file]").set_input_files([wrong.path, str(notes)])
+    page.get_by_text("Not an image, skipped: notes.txt").wait_for()
     headline = page.locator("h3").filter(has_text=f"{wrong.predicted_label} ·")
     headline.wait_for()
     page.locator("[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg").first.wait_for()
@@ -128,6 +131,7 @@ def test_upload_an_image_and_see_the_label_and_chart(page, viewer_url, viewer_ru
 
 def test_runs_page_lists_the_run(page, viewer_url, viewer_run):
     run, _ = viewer_run
+    page.set_viewport_size({"width": 1400, "height": 2300})  # the whole page in one screenshot
     page.goto(f"{viewer_url}/runs?run={run.name}")
     page.locator("h2").filter(has_text=run.name).wait_for()
     page.get_by_text("Status completed").wait_for()
@@ -137,14 +141,20 @@ def test_runs_page_lists_the_run(page, viewer_url, viewer_run):
     assert page.locator("[data-testid=stVegaLiteChart]").count() == 4
     page.wait_for_timeout(1500)
     screenshot(page, "runs")
+    link = page.locator("[data-testid=stPageLink] a").first  # the most frequent confusion
+    true_label = link.inner_text().split(" → ")[0]
+    link.click()
+    page.get_by_text("wrong predictions shown of").wait_for()
+    assert "/mistakes" in page.url and f"true={true_label}" in page.url
 
 
 def test_mistakes_page_shows_a_wrong_prediction(page, viewer_url, viewer_run):
     run, version = viewer_run
+    page.set_viewport_size({"width": 1400, "height": 1600})
     page.goto(f"{viewer_url}/mistakes?version={version.number}")
     page.get_by_text("wrong predictions shown of").wait_for()
     caption = page.get_by_text("predicted", exact=False).filter(has_text="true").first
     caption.wait_for()
-    assert page.locator("[data-testid=stImage] img").count() >= 1
+    page.locator("[data-testid=stImage] img").first.wait_for()
     page.wait_for_timeout(1000)
     screenshot(page, "mistakes")

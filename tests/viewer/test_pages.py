@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+from urllib.parse import parse_qs
 
 import pytest
 from PIL import Image
@@ -127,9 +128,16 @@ def test_runs_page_shows_the_run_curves_evaluation_and_versions(app, viewer_run)
     assert {row["epoch"] for row in chart_rows(at, 0)} == {1, 2}
     confusion = charts(at)[2]
     assert confusion["layer"][0]["encoding"]["href"]["field"] == "link"
-    links = at.page_link
-    assert links, "no link from the confusions to the mistakes page"
-    assert all(link.proto.page.endswith("mistakes") or "mistakes" in link.proto.page for link in links)
+    report = store.evaluation_report(run)
+    top_count = max(c for i, row in enumerate(report.confusion_matrix) for j, c in enumerate(row) if i != j)
+    first = at.page_link[0].proto
+    assert first.page == "mistakes" and first.label.endswith(f": {top_count}")
+    true_label, predicted_label = first.label.rsplit(":", 1)[0].split(" → ")
+    assert parse_qs(first.query_string) == {
+        "version": [str(version.number)],
+        "true": [true_label],
+        "predicted": [predicted_label],
+    }
     decision = version.get_artifact(PROMOTION_DECISION_ARTIFACT).load()
     assert f"Stage: **{decision.stage}** · promotion: {decision.reason}" in markdown
     assert decision.stage == store.stage_of(version) == "staging" and "below the floor" in decision.reason
@@ -158,6 +166,50 @@ def test_mistakes_page_filters_by_class_pair(app, viewer_run, wrong_image):
     at.selectbox[1].set_value("(any)").run()
     at.selectbox[2].set_value("(any)").run()
     assert texts(at.markdown)[0].startswith(f"**{total}** wrong predictions shown")
+
+
+@pytest.fixture(scope="module")
+def bento_url(viewer_run, tmp_path_factory):
+    """`bentoml serve` of the service in bento/ on the tiny run's ONNX export, with a bearer token."""
+    from bento.packaging import save_bento_model
+    from bento.server import BentoServer
+    from har_core.constants import API_TOKEN_ENV, BENTO_MODEL_ENV
+    from viewer import store
+
+    _, version = viewer_run
+    export_dir = store.export_bundle(version).directory("onnx")
+    model = save_bento_model(export_dir, model_name=version.model.name, model_version=str(version.number))
+    env = {BENTO_MODEL_ENV: str(model.tag), API_TOKEN_ENV: BENTO_TOKEN}
+    log = tmp_path_factory.mktemp("viewer-bento") / "serve.log"
+    with BentoServer("bento.service:HarClipService", log, env=env) as server:
+        yield server.url
+
+
+BENTO_TOKEN = "viewer-test-token"
+
+
+def test_predict_page_asks_a_running_bento(app, viewer_run, wrong_image, bento_url, monkeypatch):
+    from har_core.predictor import Predictor
+    from viewer import store
+
+    _, version = viewer_run
+    monkeypatch.setenv("HAR_CLIP_BENTO_URL", bento_url)
+    at = app.run()
+    assert "wants a bearer token" in texts(at.error)[0]  # no token yet
+    monkeypatch.setenv("HAR_CLIP_API_TOKEN", BENTO_TOKEN)
+    at = app.__class__.from_file(APP, default_timeout=TIMEOUT).run()
+    assert texts(at.caption)[0] == (
+        f"Answering with the Bento service at {bento_url} (onnx export, version {version.number})."
+    )
+    image = png_bytes(wrong_image.path)
+    at.file_uploader[0].set_value(("wrong.png", image, "image/png")).run()
+    local = Predictor.from_export(store.export_bundle(version).directory("onnx"))
+    expected = local.predict([Image.open(io.BytesIO(image))], top_k=5)[0]
+    assert texts(at.subheader) == [f"{expected[0].label} · {expected[0].score:.1%}"]
+    assert [row["label"] for row in chart_rows(at, 0)] == [p.label for p in expected]
+    [labels_input] = [box for box in at.text_input if box.label == "Custom labels"]
+    labels_input.set_value("juggling, rowing").run()  # open vocabulary through the Bento's /classify
+    assert sorted(row["label"] for row in chart_rows(at, 0)) == ["juggling", "rowing"]
 
 
 EMPTY_STORE_SCRIPT = """

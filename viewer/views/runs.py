@@ -58,7 +58,7 @@ def show_evaluation(run, version_number: int | None) -> None:
     st.dataframe(pd.DataFrame(metrics).T.round(4))
     matrix, per_class = st.columns(2)
     matrix.markdown(f"**Confusion matrix** ({report.num_images} {report.split} images; click a cell for its mistakes)")
-    matrix.altair_chart(confusion_chart(report, version_number), width="stretch")
+    matrix.altair_chart(confusion_chart(report, version_number), width="stretch", height=24 * len(report.labels) + 160)
     per_class.markdown("**Per class** (recall is the class's accuracy)")
     per_class.altair_chart(per_class_chart(report), width="stretch")
     with per_class.expander("Per-class table"):
