@@ -45,7 +45,9 @@ def browser():
     if not shutil.which(CHROMIUM):
         pytest.skip(f"needs Chromium at {CHROMIUM} (`apt-get install chromium`; HAR_CLIP_CHROMIUM overrides the path)")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        # Chromium's fake camera (a moving test pattern) stands in for a webcam; no permission prompt.
+        fake_camera = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=fake_camera)
         yield browser
         browser.close()
 
@@ -97,7 +99,7 @@ def wait_for_health(url: str, process: subprocess.Popen, timeout_s: float = 120)
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     yield page
@@ -127,6 +129,20 @@ def test_upload_an_image_and_see_the_label_and_chart(page, viewer_url, viewer_ru
     page.locator("[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg").first.wait_for()
     page.wait_for_timeout(1000)  # let Vega finish drawing before the screenshot
     assert screenshot(page, "predict").stat().st_size > 0
+
+
+def test_a_camera_photo_is_scored(page, viewer_url):
+    page.goto(viewer_url)
+    page.get_by_text("Answering with the local onnx export").wait_for()
+    page.get_by_text("Use the camera").click()
+    page.locator("video").wait_for()
+    page.wait_for_function("document.querySelector('video') && document.querySelector('video').readyState >= 2")
+    page.get_by_role("button", name="Take Photo").click()
+    page.get_by_text("camera.jpg").wait_for()  # the photo's caption beside its prediction
+    page.locator("h3").filter(has_text=" · ").first.wait_for()
+    page.locator("[data-testid=stVegaLiteChart]").first.wait_for()
+    page.wait_for_timeout(1000)
+    screenshot(page, "predict-camera")
 
 
 def test_runs_page_lists_the_run(page, viewer_url, viewer_run):
