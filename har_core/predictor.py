@@ -195,8 +195,8 @@ def onnx_providers(device: Device) -> list[str]:
     has_cuda = "CUDAExecutionProvider" in available
     if device == "cuda" and not has_cuda:
         raise RuntimeError(
-            "device: cuda was requested but onnxruntime has no CUDAExecutionProvider (install the `gpu-runtime` "
-            f"extra instead of plain onnxruntime); available: {available}."
+            "device: cuda was requested but onnxruntime has no CUDAExecutionProvider (install the `gpu` extra "
+            f"instead of `cpu`); available: {available}."
         )
     return (
         ["CUDAExecutionProvider", "CPUExecutionProvider"] if has_cuda and device != "cpu" else ["CPUExecutionProvider"]

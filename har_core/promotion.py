@@ -63,10 +63,10 @@ def decide(
     name = config.metric
     if config.force:
         return PRODUCTION_STAGE, f"forced (promotion.force: true); {name} {score:.4f}"
-    if score < config.min_metric:
-        return STAGING_STAGE, f"{name} {score:.4f} is below the floor {config.min_metric}"
     if refusal is not None:
         return STAGING_STAGE, f"not compared with production version {production_version}: {refusal}"
+    if score < config.min_metric:
+        return STAGING_STAGE, f"{name} {score:.4f} is below the floor {config.min_metric}"
     if production is None:
         return PRODUCTION_STAGE, f"first model to pass the floor: {name} {score:.4f} >= {config.min_metric}"
     baseline = getattr(production, name)

@@ -30,7 +30,7 @@ def tensorrt_unavailable_reason() -> str | None:
         import tensorrt  # noqa: F401
     except ImportError:
         return (
-            "TensorRT is not installed (the `tensorrt` Python package comes with the `gpu-runtime` extra on a CUDA "
+            "TensorRT is not installed (the `tensorrt` Python package comes with the `gpu` extra on a CUDA "
             "machine); the TensorRT engine was skipped, the other formats were exported."
         )
     try:

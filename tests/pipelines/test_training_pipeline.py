@@ -10,10 +10,17 @@ from click.testing import CliRunner
 
 from har_core.constants import (
     BASE_MODEL_ARTIFACT,
+    BENCHMARK_ARTIFACT,
+    BENCHMARK_STEP,
     CONFUSION_MATRIX_ARTIFACT,
     DATASET_ARTIFACT,
     EVALUATION_REPORT_ARTIFACT,
+    EXPORT_STEP,
+    EXPORTS_ARTIFACT,
     FINE_TUNED_EVALUATION_STEP,
+    PRODUCTION_STAGE,
+    PROMOTE_STEP,
+    PROMOTION_DECISION_ARTIFACT,
     TRAINED_MODEL_ARTIFACT,
     TRAINING_RESULT_ARTIFACT,
     ZERO_SHOT_EVALUATION_STEP,
@@ -32,6 +39,7 @@ def quickstart_config_in(directory: Path) -> Path:
     parameters["data"]["cache_dir"] = str(directory / "data")
     parameters["classifier"]["cache_dir"] = str(directory / "backbones")
     parameters["training"]["output_dir"] = str(directory / "checkpoints")
+    parameters["export"]["output_dir"] = str(directory / "exports")
     path = directory / "quickstart.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -65,6 +73,9 @@ def test_run_completes_with_every_step(quickstart_run):
         ZERO_SHOT_EVALUATION_STEP,
         "train_model",
         FINE_TUNED_EVALUATION_STEP,
+        EXPORT_STEP,
+        BENCHMARK_STEP,
+        PROMOTE_STEP,
     }
     assert quickstart_run.model_version is not None and quickstart_run.model_version.model.name == "har_clip_classifier"
 
@@ -117,4 +128,30 @@ def test_a_second_run_reuses_cached_steps_but_rechecks_the_data(zenml_client, qu
     assert rerun.id != quickstart_run.id and rerun.status.value == "completed"
     statuses = {name: step.status.value for name, step in rerun.steps.items()}
     assert statuses.pop("load_data") == "completed"
+    assert statuses.pop(PROMOTE_STEP) == "completed"  # never cached: production may have changed
     assert set(statuses.values()) == {"cached"}
+
+
+def test_the_trained_model_is_exported_gated_benchmarked_and_promoted(zenml_client, quickstart_run):
+    bundle = quickstart_run.steps[EXPORT_STEP].outputs[EXPORTS_ARTIFACT][0].load()
+    print({name: status.message for name, status in bundle.formats.items()})
+    assert {"onnx", "torchscript", "pytorch"} <= set(bundle.deployable_formats())
+    manifest = bundle.manifest("onnx")
+    assert manifest.source.model_name == "har_clip_classifier" and manifest.parity.num_images > 0
+    assert "TensorRT" in bundle.formats["tensorrt"].message or bundle.formats["tensorrt"].deployable
+    from har_core.predictor import Predictor
+
+    predictor = Predictor.from_export(bundle.directory("onnx"))
+    assert predictor.labels == manifest.labels and predictor.supports_custom_labels
+    table = quickstart_run.steps[BENCHMARK_STEP].outputs[BENCHMARK_ARTIFACT][0].load()
+    assert {row.format for row in table.rows} == set(bundle.formats)
+    decision = quickstart_run.steps[PROMOTE_STEP].outputs[PROMOTION_DECISION_ARTIFACT][0].load()
+    assert decision.stage == PRODUCTION_STAGE, decision.reason
+    version = zenml_client.get_model_version("har_clip_classifier", PRODUCTION_STAGE)
+    assert version.id == quickstart_run.model_version.id
+    benchmark_run = quickstart_run.steps[BENCHMARK_STEP].run_metadata["mlflow_run_id"]
+    client = mlflow.MlflowClient(
+        tracking_uri=str(quickstart_run.steps[BENCHMARK_STEP].run_metadata["experiment_tracker_url"])
+    )
+    logged = client.get_run(benchmark_run).data.metrics
+    assert logged["benchmark/onnx/p50_ms"] == pytest.approx(table.metrics()["onnx/p50_ms"])
