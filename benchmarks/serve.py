@@ -37,8 +37,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=64, help="requests per concurrency level (c=1 uses 1/4)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--log-dir", default=".cache/har-clip/bench", help="where the servers' logs are kept")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    Path(args.log_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="har-clip-serve-bench-") as workdir:
         os.environ["BENTOML_HOME"] = str(Path(workdir) / "bentoml")  # before bentoml is imported
         os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
@@ -73,11 +75,12 @@ def run(workdir: Path, args) -> list[dict]:
             eager(torch.from_numpy(batch))
 
     rows = [{"name": "torch eager, in-process", "ips": _throughput(run_eager, pixels, args.iterations)}]
-    del classifier, eager
+    print(rows[-1], flush=True)
     images = _jpegs(8)
     for name in args.formats:
         predictor = Predictor.from_export(bundle.directory(name), device="cpu")
         rows.append({"name": f"{name}, in-process ORT", "ips": _throughput(predictor.run, pixels, args.iterations)})
+        print(rows[-1], flush=True)
         del predictor
         rows.extend(_served(bundle.directory(name), name, images, workdir, args))
     return rows
@@ -91,9 +94,12 @@ def _served(export_dir: Path, name: str, images: list[bytes], workdir: Path, arg
     from har_core.config import ServingConfig
 
     model = save_bento_model(export_dir, model_version="bench")
-    bento = build_bento(str(model.tag), name, ServingConfig(max_batch_size=32, max_latency_ms=60_000, timeout_s=600))
+    # A generous batching deadline: BentoML cancels (503) queued requests once its own latency estimate for them
+    # passes it, and that estimate is noisy while it is still being fitted.
+    serving = ServingConfig(max_batch_size=32, max_latency_ms=600_000, timeout_s=900)
+    bento = build_bento(str(model.tag), name, serving)
     rows = []
-    with BentoServer(str(bento.tag), workdir / f"serve-{name}.log") as server, requests.Session() as session:
+    with BentoServer(str(bento.tag), Path(args.log_dir) / f"serve-{name}.log") as server, requests.Session() as session:
 
         def one(index: int) -> float:
             start = time.perf_counter()
@@ -110,14 +116,14 @@ def _served(export_dir: Path, name: str, images: list[bytes], workdir: Path, arg
             with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
                 latencies = np.array(list(pool.map(one, range(count))))
             elapsed = time.perf_counter() - start
-            rows.append(
-                {
-                    "name": f"{name}, served, concurrency {concurrency}",
-                    "ips": count / elapsed,
-                    "p50": np.percentile(latencies, 50) * 1000,
-                    "p99": np.percentile(latencies, 99) * 1000,
-                }
-            )
+            row = {
+                "name": f"{name}, served, concurrency {concurrency}",
+                "ips": count / elapsed,
+                "p50": np.percentile(latencies, 50) * 1000,
+                "p99": np.percentile(latencies, 99) * 1000,
+            }
+            print(row, flush=True)
+            rows.append(row)
     return rows
 
 

@@ -65,14 +65,16 @@ def save_bento_model(
     with bentoml.models.create(
         BENTO_MODEL_NAME,
         labels={**labels, **(extra_labels or {})},
-        metadata={
-            **labels,
-            "labels": list(manifest.labels),
-            "templates": list(manifest.templates),
-            "backbone": manifest.source.backbone,
-            "parity": manifest.parity.model_dump(mode="json") if manifest.parity else None,
-            "supports_custom_labels": manifest.text_tower is not None,
-        },
+        metadata=_without_none(
+            {
+                **labels,
+                "labels": list(manifest.labels),
+                "templates": list(manifest.templates),
+                "backbone": manifest.source.backbone,
+                "parity": manifest.parity.model_dump(mode="json") if manifest.parity else None,
+                "supports_custom_labels": manifest.text_tower is not None,
+            }
+        ),
         module="har_clip",
     ) as model:
         shutil.copytree(export_dir, model.path, dirs_exist_ok=True)
@@ -123,6 +125,15 @@ def _write_build_context(context: Path, model_tag: str, serving: ServingConfig) 
     shutil.copytree(PROJECT_ROOT / "har_core", context / "har_core", ignore=shutil.ignore_patterns("__pycache__"))
     write_serving_config(serving, context / "bento" / "serving.yaml")
     (context / "bento" / MODEL_TAG_FILE).write_text(f"{model_tag}\n")
+
+
+def _without_none(value):
+    """BentoML model metadata refuses None (e.g. int8's unchecked logit threshold): leave such keys out."""
+    if isinstance(value, dict):
+        return {key: _without_none(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_none(item) for item in value if item is not None]
+    return value
 
 
 def _pinned(name: str) -> str:

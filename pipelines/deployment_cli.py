@@ -17,9 +17,13 @@ def run_deployment_command(command: str, config_path: Path) -> None:
     try:
         if command == "undeploy":
             return _undeploy()
-        load_deployment_run_config(config_path)
+        parameters = load_deployment_run_config(config_path)
         if command == "rollback":
             config_path = _rolled_back_config(config_path)
+        else:
+            from pipelines.deployment_ops import check_requested_format
+
+            check_requested_format(parameters.deployment.model_version, parameters.deployment.format)
         _deploy(config_path)
     except (RunConfigError, DeploymentRefusedError) as error:
         raise click.ClickException(str(error)) from error

@@ -10,7 +10,13 @@ from __future__ import annotations
 from zenml.client import Client
 from zenml.enums import ModelStages
 
-from har_core.constants import ARCHIVED_STAGE, PRODUCTION_STAGE, PROJECT_SERVICE_NAME, ZENML_MODEL_NAME
+from har_core.constants import (
+    ARCHIVED_STAGE,
+    EXPORTS_ARTIFACT,
+    PRODUCTION_STAGE,
+    PROJECT_SERVICE_NAME,
+    ZENML_MODEL_NAME,
+)
 from har_core.deployment import DeploymentRefusedError
 
 
@@ -55,3 +61,32 @@ def _previous_production(current):
             f"Version {current.number} is the first production version of {ZENML_MODEL_NAME}: nothing to roll back to."
         )
     return max(archived, key=lambda version: version.number)
+
+
+def check_requested_format(model_version: str | int, export_format: str | None) -> None:
+    """Refuse a gate-failed format before the pipeline starts, with the reason recorded at export.
+
+    Reads the export artifact's metadata only (cheap); `select_deployment` checks the artifact itself again.
+    """
+    if export_format is None:
+        return
+    version = _version(model_version)
+    exports = version.get_artifact(EXPORTS_ARTIFACT)
+    if exports is None:
+        return  # select_deployment says so with its own message
+    metadata = exports.run_metadata
+    deployable = [name.strip() for name in str(metadata.get("deployable_formats", "")).split(",")]
+    if export_format in deployable:
+        return
+    reason = metadata.get(f"format/{export_format}", "it was not exported")
+    raise DeploymentRefusedError(
+        f"Format {export_format!r} of {ZENML_MODEL_NAME} version {version.number} cannot be deployed: {reason}. "
+        f"Deployable formats: {metadata.get('deployable_formats', 'none')}."
+    )
+
+
+def _version(selector: str | int):
+    try:
+        return Client().get_model_version(ZENML_MODEL_NAME, selector)
+    except KeyError as error:
+        raise DeploymentRefusedError(f"No {ZENML_MODEL_NAME} version {selector!r}.") from error

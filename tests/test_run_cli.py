@@ -86,3 +86,22 @@ def test_missing_local_paths_stop_the_run_before_it_starts(tmp_path, section, ke
         config["parameters"]["classifier"] = {"backbone": value}
     result = _invoke("--config", str(_write(tmp_path, config)))
     assert result.exit_code != 0 and message in result.output
+
+
+def test_deployment_config_is_validated_up_front(tmp_path):
+    config = yaml.safe_load((PROJECT_ROOT / "configs" / "deployment.yaml").read_text())
+    config["parameters"]["deployment"]["formt"] = "onnx"
+    config["parameters"]["serving"]["max_batch_size"] = 1
+    result = _invoke("--pipeline", "deployment", "--config", str(_write(tmp_path, config)))
+    assert result.exit_code != 0
+    assert "parameters.deployment.formt" in result.output and "parameters.serving.max_batch_size" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_default_deployment_config_is_valid_and_help_shows_the_operations():
+    from pipelines.run_config import load_deployment_run_config
+
+    parameters = load_deployment_run_config(run.DEFAULT_CONFIGS["deployment"])
+    assert parameters.deployment.model_version == "production" and parameters.deployment.format is None
+    help_text = _invoke("--help").output
+    assert "--pipeline undeploy" in help_text and "--pipeline rollback" in help_text

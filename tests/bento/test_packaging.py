@@ -1,0 +1,38 @@
+"""Packaging an export as a BentoML model and a Bento: what is stored, what is refused, which packages."""
+
+import shutil
+
+import bentoml
+import pytest
+
+from bento.packaging import runtime_packages, save_bento_model
+from har_core.export_manifest import ExportManifest, ExportRejectedError
+
+
+def test_every_gated_onnx_format_becomes_a_bentoml_model_with_labels_and_metadata(tiny_exports):
+    for export_format in ("onnx", "onnx-int8"):  # int8's gate leaves a threshold unset (None)
+        model = save_bento_model(
+            tiny_exports.directory(export_format), model_name="har_clip_classifier", model_version="3"
+        )
+        stored = bentoml.models.get(model.tag)
+        assert stored.info.labels["format"] == export_format and stored.info.labels["model_version"] == "3"
+        assert stored.info.metadata["parity"]["passed"] is True and len(stored.info.metadata["labels"]) == 15
+        ExportManifest.load(stored.path).verify_files(stored.path)  # the files, unchanged
+
+
+def test_a_gate_failed_export_is_refused(tiny_exports, tmp_path):
+    failed = tmp_path / "onnx"
+    shutil.copytree(tiny_exports.directory("onnx"), failed)
+    manifest = ExportManifest.load(failed)
+    parity = manifest.parity.model_copy(update={"passed": False, "failures": ("top-1 agreement 0.5 < 0.99",)})
+    manifest.model_copy(update={"parity": parity}).save(failed)
+    with pytest.raises(ExportRejectedError, match="top-1 agreement 0.5"):
+        save_bento_model(failed)
+
+
+def test_runtime_packages_follow_the_format():
+    onnx = runtime_packages("onnx")
+    assert any(p.startswith("onnxruntime==") for p in onnx) and not any(p.startswith("torch") for p in onnx)
+    assert any(p.startswith("torch==") for p in runtime_packages("torchscript"))
+    gpu = runtime_packages("onnx", gpu=True)
+    assert any(p.startswith("onnxruntime-gpu") for p in gpu) and not any(p.startswith("onnxruntime==") for p in gpu)

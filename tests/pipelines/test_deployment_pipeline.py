@@ -1,0 +1,122 @@
+"""The deployment pipeline end to end in a clean store, through run.py: two trained versions, deploy the production
+one (fastest gated format), refuse a gate-failed format, roll back, undeploy. Every deployment is smoke-tested over
+HTTP by the pipeline itself; the test checks the endpoint again from outside."""
+
+from __future__ import annotations
+
+import io
+import re
+import urllib.request
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from click.testing import CliRunner
+from PIL import Image
+
+from har_core.constants import BENTO_ARTIFACT, PRODUCTION_STAGE, ZENML_MODEL_NAME
+from tests.conftest import PROJECT_ROOT
+from tests.pipelines.test_training_pipeline import quickstart_config_in
+
+pytestmark = pytest.mark.slow
+
+
+def _invoke(*args: str):
+    import run
+
+    return CliRunner().invoke(run.main, list(args))
+
+
+def _training_config(directory: Path, seed: int) -> Path:
+    """The quick config, smaller: 2 epochs, ONNX formats only, int8 held to an impossible gate (so it fails)."""
+    path = quickstart_config_in(directory)
+    config = yaml.safe_load(path.read_text())
+    parameters = config["parameters"]
+    parameters["data"]["synthetic"]["images_per_class"] = 24
+    parameters["training"].update(epochs=2, seed=seed)
+    parameters["export"].update(formats=["onnx", "onnx-int8"], parity_images=16, output_dir=str(directory / "exp"))
+    parameters["export"]["gates"] = {
+        "onnx": {"min_top1_agreement": 0.99, "max_abs_logit_diff": 0.05, "min_embedding_cosine": 0.9999},
+        "onnx-int8": {"min_top1_agreement": 1.0, "max_abs_logit_diff": 1e-9, "min_embedding_cosine": 1.0},
+    }
+    parameters["benchmark"].update(warmup=1, latency_iterations=3, throughput_iterations=2)
+    parameters["promotion"]["force"] = True  # every run becomes production: what rollback needs
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _deployment_config(directory: Path, **deployment) -> Path:
+    config = yaml.safe_load((PROJECT_ROOT / "configs" / "deployment.yaml").read_text())
+    config["parameters"]["deployment"].update(deployment)
+    path = directory / f"deployment-{len(list(directory.glob('deployment-*')))}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _predict(url: str) -> dict:
+    buffer = io.BytesIO()
+    Image.new("RGB", (80, 80), (200, 50, 50)).save(buffer, "JPEG")
+    response = requests.post(f"{url}/predict", files={"image": ("x.jpg", buffer.getvalue(), "image/jpeg")}, timeout=60)
+    response.raise_for_status()
+    return response.json()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def two_versions(zenml_client, tmp_path_factory, monkeypatch_module):
+    monkeypatch_module.setenv("PYTHONPATH", str(PROJECT_ROOT))  # the deployer's daemon imports stacks.*
+    directory = tmp_path_factory.mktemp("deploy-e2e")
+    config = _training_config(directory, seed=1)
+    for _ in range(2):  # the second run reuses the cached steps but is a new, promoted version
+        result = _invoke("--pipeline", "training", "--config", str(config))
+        assert result.exit_code == 0, result.output + repr(result.exception)
+    versions = zenml_client.list_model_versions(ZENML_MODEL_NAME, size=10).items
+    assert len(versions) >= 2
+    yield directory
+    _invoke("--pipeline", "undeploy")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_deploy_rollback_and_undeploy(zenml_client, two_versions):
+    production = zenml_client.get_model_version(ZENML_MODEL_NAME, PRODUCTION_STAGE)
+    result = _invoke("--pipeline", "deployment", "--config", str(_deployment_config(two_versions)))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert f"version {production.number} as onnx" in result.output
+    assert "fastest format that passed its parity gate" in result.output
+    assert "measured where training ran" in result.output and "smoke test passed" in result.output
+    url = re.search(r"at (http://127\.0\.0\.1:\d+)", result.output).group(1)
+    assert _predict(url)["model"] == {"name": ZENML_MODEL_NAME, "version": str(production.number), "format": "onnx"}
+    bento = zenml_client.get_model_version(ZENML_MODEL_NAME, production.id).run_metadata["bento"]
+    run = zenml_client.get_pipeline("deployment_pipeline").last_run
+    assert bento["bento_tag"] == run.steps["build_bento"].outputs[BENTO_ARTIFACT][0].load().bento_tag
+
+    refused = _invoke("--pipeline", "deployment", "--config", str(_deployment_config(two_versions, format="onnx-int8")))
+    assert refused.exit_code != 0 and "'onnx-int8'" in refused.output and "parity gate failed" in refused.output
+    assert "min embedding cosine" in refused.output  # the gate's own words
+    assert _answers(url)  # the running deployment was left alone
+
+    rolled = _invoke("--pipeline", "rollback", "--config", str(_deployment_config(two_versions)))
+    assert rolled.exit_code == 0, rolled.output + repr(rolled.exception)
+    restored = zenml_client.get_model_version(ZENML_MODEL_NAME, PRODUCTION_STAGE)
+    assert restored.number == production.number - 1
+    assert zenml_client.get_model_version(ZENML_MODEL_NAME, production.id).stage == "archived"
+    new_url = re.search(r"at (http://127\.0\.0\.1:\d+)", rolled.output).group(1)
+    assert _predict(new_url)["model"]["version"] == str(restored.number)
+    assert not _answers(url) or url == new_url  # the rollback replaced the previous deployment
+
+    undeployed = _invoke("--pipeline", "undeploy")
+    assert undeployed.exit_code == 0 and "Removed" in undeployed.output
+    assert not _answers(new_url)
