@@ -101,7 +101,7 @@ def build_bento(
     """A Bento of the service pinned to `model_tag`; `base_image` replaces BentoML's default (registry-less hosts)."""
     docker: dict = {"python_version": PYTHON_VERSION}
     if gpu:
-        docker["cuda_version"] = "12.4"
+        docker["cuda_version"] = "12.6"  # onnxruntime-gpu 1.2x and TensorRT 10 are built for CUDA 12
     if base_image:  # BentoML's Dockerfile runs `pip install uv`; Debian's system Python needs this to allow it
         docker = {"base_image": base_image, "env": {"PIP_BREAK_SYSTEM_PACKAGES": "1"}}
     with tempfile.TemporaryDirectory(prefix="har-clip-bento-") as context:

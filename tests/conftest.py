@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -138,11 +139,13 @@ def onnx_bento(bento_model, serving_config):
 def container_image(bento_model, serving_config, tmp_path_factory):
     """The Bento (on the local bookworm base image) containerised with podman; skipped where podman cannot run."""
     from bento.packaging import build_bento
-    from bento.podman import containerize, ensure_base_image, missing_container_tools
+    from bento.podman import containerize, ensure_base_image, missing_container_tools, podman_env
 
     reason = missing_container_tools()
     if reason:
         pytest.skip(f"container path unavailable: {reason}")
     bento = build_bento(str(bento_model.tag), "onnx", serving_config, base_image=ensure_base_image())
     log = tmp_path_factory.mktemp("containerize") / "containerize.log"
-    return containerize(str(bento.tag), f"har-clip-test:{bento.tag.version}", log)
+    image = containerize(str(bento.tag), f"har-clip-test:{bento.tag.version}", log)
+    yield image
+    subprocess.run(["podman", "rmi", "-f", image], env=podman_env(), capture_output=True)  # the base image stays

@@ -36,3 +36,17 @@ def test_runtime_packages_follow_the_format():
     assert any(p.startswith("torch==") for p in runtime_packages("torchscript"))
     gpu = runtime_packages("onnx", gpu=True)
     assert any(p.startswith("onnxruntime-gpu") for p in gpu) and not any(p.startswith("onnxruntime==") for p in gpu)
+
+
+def test_a_gpu_bento_asks_for_cuda_and_onnxruntime_gpu(bento_model, serving_config):
+    from pathlib import Path
+
+    import yaml
+
+    from bento.packaging import build_bento
+
+    bento = build_bento(str(bento_model.tag), "onnx", serving_config, gpu=True)
+    requirements = (Path(bento.path) / "env" / "python" / "requirements.txt").read_text()
+    assert "onnxruntime-gpu" in requirements and "\nonnxruntime==" not in requirements
+    info = yaml.safe_load((Path(bento.path) / "bento.yaml").read_text())
+    assert str(info["docker"]["cuda_version"]).startswith("12.")
