@@ -7,6 +7,7 @@ TRAINING_RESULT_ARTIFACT = "training_result"
 EVALUATION_REPORT_ARTIFACT = "evaluation_report"
 CONFUSION_MATRIX_ARTIFACT = "confusion_matrix"
 REPORT_MARKDOWN_ARTIFACT = "evaluation_summary"
+EVALUATION_PREDICTIONS_ARTIFACT = "evaluation_predictions"  # every test image's prediction (viewer: mistakes)
 
 ZERO_SHOT_EVALUATION_STEP = "evaluate_zero_shot"
 FINE_TUNED_EVALUATION_STEP = "evaluate_fine_tuned"

@@ -1,4 +1,4 @@
-"""Scoring a classifier on a split: predictions, scikit-learn metrics, and report files."""
+"""Scoring a classifier on a split: predictions, scikit-learn metrics, per-image predictions and report files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -76,15 +76,76 @@ def collect_logits(
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
-def predict(
+def score_records(
     model: HarClipClassifier, records: Sequence[ImageRecord], config: EvaluationConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """True and predicted label indices for `records`."""
+    """True label indices and softmax probabilities (images, labels) for `records`."""
     device = resolve_device(config.device)
     dataset = ImageClassificationDataset(records, model.preprocess_config)
     loader = DataLoader(dataset, batch_size=config.batch_size, num_workers=config.num_workers)
     logits, labels = collect_logits(model.to(device), loader, device)
-    return labels.numpy(), logits.argmax(dim=-1).numpy()
+    return labels.numpy(), logits.softmax(dim=-1).numpy()
+
+
+def predict(
+    model: HarClipClassifier, records: Sequence[ImageRecord], config: EvaluationConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted label indices for `records`."""
+    y_true, probabilities = score_records(model, records, config)
+    return y_true, probabilities.argmax(axis=1)
+
+
+class ImagePrediction(BaseModel):
+    """One evaluated image: its true label, the model's top label, and the probability of each."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    true_label: str
+    predicted_label: str
+    predicted_score: float
+    true_score: float
+
+    @property
+    def correct(self) -> bool:
+        return self.true_label == self.predicted_label
+
+
+class EvaluationPredictions(BaseModel):
+    """Every image of an evaluation with its prediction, kept so a model's mistakes can be looked at later."""
+
+    split: str
+    labels: list[str]
+    images: list[ImagePrediction]
+
+    def mistakes(self, true_label: str | None = None, predicted_label: str | None = None) -> list[ImagePrediction]:
+        """Wrong predictions, optionally of one (true, predicted) pair; the most confident mistakes first."""
+        wrong = [
+            image
+            for image in self.images
+            if not image.correct
+            and true_label in (None, image.true_label)
+            and predicted_label in (None, image.predicted_label)
+        ]
+        return sorted(wrong, key=lambda image: -image.predicted_score)
+
+
+def image_predictions(
+    records: Sequence[ImageRecord], y_true: np.ndarray, probabilities: np.ndarray, labels: Sequence[str], split: str
+) -> EvaluationPredictions:
+    """Per-image predictions from the probabilities `score_records` returns."""
+    y_pred = probabilities.argmax(axis=1)
+    images = [
+        ImagePrediction(
+            path=record.path,
+            true_label=labels[truth],
+            predicted_label=labels[guess],
+            predicted_score=float(row[guess]),
+            true_score=float(row[truth]),
+        )
+        for record, truth, guess, row in zip(records, y_true, y_pred, probabilities, strict=True)
+    ]
+    return EvaluationPredictions(split=split, labels=list(labels), images=images)
 
 
 def compute_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], split: str) -> EvaluationReport:
@@ -135,11 +196,19 @@ def evaluate_classifier(
     model: HarClipClassifier, records: Sequence[ImageRecord], config: EvaluationConfig, dataset_labels: Sequence[str]
 ) -> EvaluationReport:
     """Predict on `records` (labels indexing `dataset_labels`) and score them; zero-shot or fine-tuned alike."""
+    return evaluate_with_predictions(model, records, config, dataset_labels)[0]
+
+
+def evaluate_with_predictions(
+    model: HarClipClassifier, records: Sequence[ImageRecord], config: EvaluationConfig, dataset_labels: Sequence[str]
+) -> tuple[EvaluationReport, EvaluationPredictions]:
+    """The report plus every image's prediction, from one pass over `records`."""
     check_label_order(model.labels, dataset_labels)
     if not records:
         raise ValueError(f"The {config.split} split is empty; there is nothing to evaluate.")
-    y_true, y_pred = predict(model, records, config)
-    return compute_report(y_true, y_pred, model.labels, config.split)
+    y_true, probabilities = score_records(model, records, config)
+    report = compute_report(y_true, probabilities.argmax(axis=1), model.labels, config.split)
+    return report, image_predictions(records, y_true, probabilities, model.labels, config.split)
 
 
 def write_report_files(report: EvaluationReport, directory: str | Path) -> dict[str, Path]:

@@ -26,7 +26,6 @@ IMAGE_OUTPUTS = ("image_embeddings", "logits")
 TEXT_INPUTS = ("input_ids", "attention_mask")
 TEXT_OUTPUT = "text_embeddings"
 CLASS_EMBEDDINGS_FILE = "class_embeddings.safetensors"
-TEXT_DIR = "text"
 MAX_DYNAMIC_BATCH = 4096
 
 

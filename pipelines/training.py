@@ -38,7 +38,7 @@ def training_pipeline(
     base_model = load_base_model(classifier=classifier, dataset=dataset)
     evaluate_model(model=base_model, dataset=dataset, evaluation=evaluation, id=ZERO_SHOT_EVALUATION_STEP)
     trained_model, _ = train_model(base_model=base_model, dataset=dataset, training=training)
-    report, _, _ = evaluate_model(
+    report, _, _, _ = evaluate_model(
         model=trained_model, dataset=dataset, evaluation=evaluation, id=FINE_TUNED_EVALUATION_STEP
     )
     exports = export_model(model=trained_model, dataset=dataset, export=export)

@@ -8,9 +8,20 @@ from zenml import get_step_context, log_metadata, step
 from zenml.types import MarkdownString
 
 from har_core.config import EvaluationConfig
-from har_core.constants import CONFUSION_MATRIX_ARTIFACT, EVALUATION_REPORT_ARTIFACT, REPORT_MARKDOWN_ARTIFACT
+from har_core.constants import (
+    CONFUSION_MATRIX_ARTIFACT,
+    EVALUATION_PREDICTIONS_ARTIFACT,
+    EVALUATION_REPORT_ARTIFACT,
+    REPORT_MARKDOWN_ARTIFACT,
+)
 from har_core.dataset import DatasetManifest
-from har_core.evaluation import EvaluationReport, evaluate_classifier, report_markdown, write_report_files
+from har_core.evaluation import (
+    EvaluationPredictions,
+    EvaluationReport,
+    evaluate_with_predictions,
+    report_markdown,
+    write_report_files,
+)
 from har_core.model import HarClipClassifier
 from har_core.plots import confusion_matrix_image
 from steps import tracking
@@ -23,10 +34,12 @@ def evaluate_model(
     Annotated[EvaluationReport, EVALUATION_REPORT_ARTIFACT],
     Annotated[Image.Image, CONFUSION_MATRIX_ARTIFACT],
     Annotated[MarkdownString, REPORT_MARKDOWN_ARTIFACT],
+    Annotated[EvaluationPredictions, EVALUATION_PREDICTIONS_ARTIFACT],
 ]:
-    """Metrics, confusion-matrix image and a markdown summary; also logged to the stack's experiment tracker."""
+    """Metrics, confusion-matrix image, a markdown summary (also logged to the stack's experiment tracker) and every
+    image's prediction (the viewer's mistakes page reads them)."""
     name = get_step_context().step_run.name
-    report = evaluate_classifier(model, dataset.split(evaluation.split), evaluation, dataset.labels)
+    report, predictions = evaluate_with_predictions(model, dataset.split(evaluation.split), evaluation, dataset.labels)
     image = confusion_matrix_image(report, title=f"{name}: {evaluation.split} accuracy {report.accuracy:.3f}")
     summary = report_markdown(report, title=f"{name} ({model.backbone_name})")
     tracking.log_metrics(report.headline_metrics(), prefix=f"{name}/")
@@ -37,4 +50,4 @@ def evaluate_model(
     log_metadata(
         metadata={"metrics": report.headline_metrics()}, infer_artifact=True, artifact_name=EVALUATION_REPORT_ARTIFACT
     )
-    return report, image, MarkdownString(summary)
+    return report, image, MarkdownString(summary), predictions

@@ -7,7 +7,13 @@ from sklearn.metrics import f1_score
 
 from har_core.config import EvaluationConfig
 from har_core.dataset import scan_image_folder
-from har_core.evaluation import compute_report, evaluate_classifier, report_markdown, write_report_files
+from har_core.evaluation import (
+    compute_report,
+    evaluate_classifier,
+    evaluate_with_predictions,
+    report_markdown,
+    write_report_files,
+)
 from har_core.labels import HAR_LABELS
 from har_core.plots import confusion_matrix_image
 
@@ -61,3 +67,22 @@ def test_a_dataset_with_another_label_order_is_refused(tiny_model, synthetic_roo
         evaluate_classifier(tiny_model, records, config, list(reversed(HAR_LABELS)))
     with pytest.raises(ValueError, match="only in the dataset \\['juggling'\\]"):
         evaluate_classifier(tiny_model, records, config, [*HAR_LABELS[:-1], "juggling"])
+
+
+def test_per_image_predictions_agree_with_the_report(tiny_model, synthetic_root):
+    records = scan_image_folder(synthetic_root, HAR_LABELS)[::3]
+    config = EvaluationConfig(device="cpu", num_workers=0, batch_size=16)
+    report, predictions = evaluate_with_predictions(tiny_model, records, config, HAR_LABELS)
+    assert report == evaluate_classifier(tiny_model, records, config, HAR_LABELS)
+    assert [image.path for image in predictions.images] == [record.path for record in records]
+    assert [image.true_label for image in predictions.images] == [HAR_LABELS[record.label] for record in records]
+    matrix = np.zeros((len(HAR_LABELS), len(HAR_LABELS)), dtype=int)
+    for image in predictions.images:
+        matrix[HAR_LABELS.index(image.true_label), HAR_LABELS.index(image.predicted_label)] += 1
+        assert 0.0 <= image.true_score <= image.predicted_score <= 1.0
+    assert matrix.tolist() == report.confusion_matrix
+    mistakes = predictions.mistakes()
+    assert len(mistakes) == report.num_images - sum(np.diag(matrix)) > 0  # an untrained model errs
+    assert [m.predicted_score for m in mistakes] == sorted((m.predicted_score for m in mistakes), reverse=True)
+    pair = mistakes[0].true_label, mistakes[0].predicted_label
+    assert len(predictions.mistakes(*pair)) == matrix[HAR_LABELS.index(pair[0]), HAR_LABELS.index(pair[1])]

@@ -1,0 +1,176 @@
+"""The viewer end to end: `streamlit run` on a free 127.0.0.1 port, driven by Debian's headless Chromium.
+
+Screenshots of each page go to `$HAR_CLIP_TEST_ARTIFACTS/viewer/` (default: <tmp>/har-clip-test-artifacts/viewer);
+they are test output, never committed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+CHROMIUM = os.environ.get("HAR_CLIP_CHROMIUM", "/usr/bin/chromium")
+TIMEOUT_MS = 240_000  # two shared CPU cores: a model load plus the first Vega render can take a while
+
+
+def artifacts_dir() -> Path:
+    root = Path(os.environ.get("HAR_CLIP_TEST_ARTIFACTS") or Path(tempfile.gettempdir()) / "har-clip-test-artifacts")
+    directory = root / "viewer"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the `playwright` package (dev extra)")
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"needs Chromium at {CHROMIUM} (`apt-get install chromium`; HAR_CLIP_CHROMIUM overrides the path)")
+    with sync_api.sync_playwright() as playwright:
+        # Chromium's fake camera (a moving test pattern) stands in for a webcam; no permission prompt.
+        fake_camera = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=fake_camera)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def viewer_url(viewer_run):
+    """`streamlit run viewer/app.py` on the session's ZenML store; its whole process group is killed at the end."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "HAR_CLIP_VIEWER_STAGE": "latest",  # the tiny run's version is the newest, whatever its stage
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    }
+    env.pop("HAR_CLIP_BENTO_URL", None)
+    command = [sys.executable, "-m", "streamlit", "run", "viewer/app.py", "--server.headless", "true"]
+    command += ["--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none"]
+    log = open(artifacts_dir() / "streamlit.log", "w")  # noqa: SIM115 (closed at teardown)
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, process)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def wait_for_health(url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}; see {artifacts_dir() / 'streamlit.log'}")
+        try:
+            if requests.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"streamlit did not answer {url}/_stcore/health within {timeout_s} s")
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    path = artifacts_dir() / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def test_upload_an_image_and_see_the_label_and_chart(page, viewer_url, viewer_run, tmp_path):
+    from viewer import store
+
+    run, _ = viewer_run
+    wrong = store.evaluation_predictions(run).mistakes()[0]
+    page.goto(viewer_url)  # Predict is the default page
+    page.get_by_text("Answering with the local onnx export").wait_for()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    page.locator("input[type=file]").set_input_files([wrong.path, str(notes)])
+    page.get_by_text("Not an image, skipped: notes.txt").wait_for()
+    headline = page.locator("h3").filter(has_text=f"{wrong.predicted_label} ·")
+    headline.wait_for()
+    page.locator("[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg").first.wait_for()
+    page.wait_for_timeout(1000)  # let Vega finish drawing before the screenshot
+    assert screenshot(page, "predict").stat().st_size > 0
+
+
+def test_a_camera_photo_is_scored(page, viewer_url):
+    page.goto(viewer_url)
+    page.get_by_text("Answering with the local onnx export").wait_for()
+    page.get_by_text("Use the camera").click()
+    page.locator("video").wait_for()
+    page.wait_for_function("document.querySelector('video') && document.querySelector('video').readyState >= 2")
+    page.get_by_role("button", name="Take Photo").click()
+    page.get_by_text("camera.jpg").wait_for()  # the photo's caption beside its prediction
+    page.locator("h3").filter(has_text=" · ").first.wait_for()
+    page.locator("[data-testid=stVegaLiteChart]").first.wait_for()
+    page.wait_for_timeout(1000)
+    screenshot(page, "predict-camera")
+
+
+def test_runs_page_lists_the_run(page, viewer_url, viewer_run):
+    run, _ = viewer_run
+    page.set_viewport_size({"width": 1400, "height": 2300})  # the whole page in one screenshot
+    page.goto(f"{viewer_url}/runs?run={run.name}")
+    page.locator("h2").filter(has_text=run.name).wait_for()
+    page.get_by_text("Status completed").wait_for()
+    page.get_by_text("Most frequent confusions").wait_for()
+    page.locator("[data-testid=stVegaLiteChart]").nth(3).wait_for()  # loss, accuracy, confusion, per class
+    page.locator("[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg").nth(3).wait_for()
+    assert page.locator("[data-testid=stVegaLiteChart]").count() == 4
+    page.wait_for_timeout(1500)
+    screenshot(page, "runs")
+    link = page.locator("[data-testid=stPageLink] a").first  # the most frequent confusion
+    true_label = link.inner_text().split(" → ")[0]
+    link.click()
+    page.get_by_text("wrong predictions shown of").wait_for()
+    assert "/mistakes" in page.url and f"true={true_label}" in page.url
+
+
+def test_mistakes_page_shows_a_wrong_prediction(page, viewer_url, viewer_run):
+    run, version = viewer_run
+    page.set_viewport_size({"width": 1400, "height": 1600})
+    page.goto(f"{viewer_url}/mistakes?version={version.number}")
+    page.get_by_text("wrong predictions shown of").wait_for()
+    caption = page.get_by_text("predicted", exact=False).filter(has_text="true").first
+    caption.wait_for()
+    page.locator("[data-testid=stImage] img").first.wait_for()
+    page.wait_for_timeout(1000)
+    screenshot(page, "mistakes")

@@ -1,0 +1,249 @@
+"""Each page's logic through Streamlit's AppTest, on the session store's one tiny run (and on an empty store)."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import subprocess
+import sys
+from urllib.parse import parse_qs
+
+import pytest
+from PIL import Image
+
+from har_core.constants import PROMOTION_DECISION_ARTIFACT
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+APP = str(PROJECT_ROOT / "viewer" / "app.py")
+TIMEOUT = 180  # seconds per script run: two shared cores, ONNX session start, ZenML queries
+
+
+@pytest.fixture
+def app(viewer_run, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    for name in ("HAR_CLIP_BENTO_URL", "HAR_CLIP_API_TOKEN", "HAR_CLIP_VIEWER_STAGE"):
+        monkeypatch.delenv(name, raising=False)
+    return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def wrong_image(viewer_run):
+    """A test image the tiny model gets wrong, with its recorded prediction."""
+    from viewer import store
+
+    run, _ = viewer_run
+    return store.evaluation_predictions(run).mistakes()[0]
+
+
+def texts(elements) -> list[str]:
+    return [element.value for element in elements]
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+
+
+def chart_rows(at, index: int) -> list[dict]:
+    """The rows a chart draws (Streamlit ships them beside the spec, as Arrow)."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    chart = at.get("vega_lite_chart")[index].proto
+    data = chart.datasets[0].data.data if chart.datasets else chart.data.data
+    return convert_arrow_bytes_to_pandas_df(data).to_dict("records")
+
+
+def png_bytes(path: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(path).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_predict_page_ranks_uploads_like_the_export_and_refuses_non_images(app, viewer_run, wrong_image):
+    from har_core.predictor import Predictor
+    from viewer import store
+
+    _, version = viewer_run
+    at = app.run()
+    assert not at.exception
+    stage = store.stage_of(version)
+    at.sidebar.selectbox[0].set_value(stage).run()
+    assert f"local onnx export of har_clip_classifier version {version.number}" in texts(at.caption)[0]
+    assert texts(at.info) == ["Upload one or more images (or turn on the camera) to see the model's top labels."]
+
+    image = png_bytes(wrong_image.path)
+    at.file_uploader[0].set_value([("wrong.png", image, "image/png"), ("notes.txt", b"not an image", "text/plain")])
+    at.run()
+    predictor = Predictor.from_export(store.export_bundle(version).directory("onnx"))
+    expected = predictor.predict([Image.open(io.BytesIO(image))], top_k=5)[0]
+    assert texts(at.subheader) == [f"{expected[0].label} · {expected[0].score:.1%}"]
+    assert expected[0].label == wrong_image.predicted_label  # the page shows the model's (wrong) answer
+    [error] = texts(at.error)
+    assert error.startswith("Not an image, skipped: notes.txt")
+    [chart] = charts(at)
+    assert chart["encoding"]["x"]["field"] == "probability"
+    assert [row["label"] for row in chart_rows(at, 0)] == [p.label for p in expected]
+
+
+def test_custom_labels_rank_only_the_given_labels(app, viewer_run, wrong_image):
+    from viewer import store
+
+    at = app.run()
+    at.sidebar.selectbox[0].set_value(store.stage_of(viewer_run[1])).run()
+    [labels_input] = [box for box in at.text_input if box.label == "Custom labels"]
+    labels_input.set_value("juggling, rowing, knitting").run()
+    at.file_uploader[0].set_value(("a.png", png_bytes(wrong_image.path), "image/png")).run()
+    [headline] = texts(at.subheader)
+    assert headline.split(" · ")[0] in {"juggling", "rowing", "knitting"}
+    assert sorted(row["label"] for row in chart_rows(at, 0)) == ["juggling", "knitting", "rowing"]
+
+
+def test_an_unreachable_bento_is_named_with_what_to_do(app):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    at = app.run()
+    at.sidebar.text_input[0].set_value(f"http://127.0.0.1:{port}").run()
+    [error] = texts(at.error)
+    assert f"The Bento service at http://127.0.0.1:{port} is unreachable" in error
+    assert "bentoml serve" in error and not at.file_uploader
+
+
+def test_runs_page_shows_the_run_curves_evaluation_and_versions(app, viewer_run):
+    from viewer import store
+
+    run, version = viewer_run
+    at = app.run()
+    at.switch_page("views/runs.py")
+    at.query_params["run"] = run.name
+    at.run()
+    assert not at.exception
+    assert at.selectbox[0].value == run.name
+    markdown = texts(at.markdown)
+    assert f"Status **{run.status.value}**" in markdown[0] and run.status.value == "completed"
+    titles = [chart.get("title") for chart in charts(at)]
+    assert titles[:2] == ["Loss per epoch", "Accuracy per epoch"] and len(titles) == 4
+    assert {row["epoch"] for row in chart_rows(at, 0)} == {1, 2}
+    confusion = charts(at)[2]
+    assert confusion["layer"][0]["encoding"]["href"]["field"] == "link"
+    report = store.evaluation_report(run)
+    top_count = max(c for i, row in enumerate(report.confusion_matrix) for j, c in enumerate(row) if i != j)
+    first = at.page_link[0].proto
+    assert first.page == "mistakes" and first.label.endswith(f": {top_count}")
+    true_label, predicted_label = first.label.rsplit(":", 1)[0].split(" → ")
+    assert parse_qs(first.query_string) == {
+        "version": [str(version.number)],
+        "true": [true_label],
+        "predicted": [predicted_label],
+    }
+    decision = version.get_artifact(PROMOTION_DECISION_ARTIFACT).load()
+    assert f"Stage: **{decision.stage}** · promotion: {decision.reason}" in markdown
+    assert decision.stage == store.stage_of(version) == "staging" and "below the floor" in decision.reason
+    [benchmark] = [frame.value for frame in at.dataframe if "p50_ms" in frame.value.columns]
+    assert benchmark["format"].tolist() == ["onnx"] and benchmark["p50_ms"].iloc[0] > 0
+    [versions] = [frame.value for frame in at.dataframe if "promotion" in frame.value.columns]
+    assert decision.reason in versions.loc[versions["number"] == version.number, "promotion"].tolist()
+
+
+def test_mistakes_page_filters_by_class_pair(app, viewer_run, wrong_image):
+    from viewer import store
+
+    run, version = viewer_run
+    predictions = store.evaluation_predictions(run)
+    at = app.run()
+    at.switch_page("views/mistakes.py")
+    at.query_params.update(
+        version=str(version.number), true=wrong_image.true_label, predicted=wrong_image.predicted_label
+    )
+    at.run()
+    assert not at.exception
+    pair = predictions.mistakes(wrong_image.true_label, wrong_image.predicted_label)
+    total = len(predictions.mistakes())
+    assert texts(at.markdown)[0].startswith(f"**{len(pair)}** wrong predictions shown of {total} wrong")
+    assert f"true **{wrong_image.true_label}**" in texts(at.markdown)[1]
+    at.selectbox[1].set_value("(any)").run()
+    at.selectbox[2].set_value("(any)").run()
+    assert texts(at.markdown)[0].startswith(f"**{total}** wrong predictions shown")
+
+
+@pytest.fixture(scope="module")
+def bento_url(viewer_run, tmp_path_factory):
+    """`bentoml serve` of the service in bento/ on the tiny run's ONNX export, with a bearer token."""
+    from bento.packaging import save_bento_model
+    from bento.server import BentoServer
+    from har_core.constants import API_TOKEN_ENV, BENTO_MODEL_ENV
+    from viewer import store
+
+    _, version = viewer_run
+    export_dir = store.export_bundle(version).directory("onnx")
+    model = save_bento_model(export_dir, model_name=version.model.name, model_version=str(version.number))
+    env = {BENTO_MODEL_ENV: str(model.tag), API_TOKEN_ENV: BENTO_TOKEN}
+    log = tmp_path_factory.mktemp("viewer-bento") / "serve.log"
+    with BentoServer("bento.service:HarClipService", log, env=env) as server:
+        yield server.url
+
+
+BENTO_TOKEN = "viewer-test-token"
+
+
+def test_predict_page_asks_a_running_bento(app, viewer_run, wrong_image, bento_url, monkeypatch):
+    from har_core.predictor import Predictor
+    from viewer import store
+
+    _, version = viewer_run
+    monkeypatch.setenv("HAR_CLIP_BENTO_URL", bento_url)
+    at = app.run()
+    assert "wants a bearer token" in texts(at.error)[0]  # no token yet
+    monkeypatch.setenv("HAR_CLIP_API_TOKEN", BENTO_TOKEN)
+    at = app.__class__.from_file(APP, default_timeout=TIMEOUT).run()
+    assert texts(at.caption)[0] == (
+        f"Answering with the Bento service at {bento_url} (onnx export, version {version.number})."
+    )
+    image = png_bytes(wrong_image.path)
+    at.file_uploader[0].set_value(("wrong.png", image, "image/png")).run()
+    local = Predictor.from_export(store.export_bundle(version).directory("onnx"))
+    expected = local.predict([Image.open(io.BytesIO(image))], top_k=5)[0]
+    assert texts(at.subheader) == [f"{expected[0].label} · {expected[0].score:.1%}"]
+    assert [row["label"] for row in chart_rows(at, 0)] == [p.label for p in expected]
+    [labels_input] = [box for box in at.text_input if box.label == "Custom labels"]
+    labels_input.set_value("juggling, rowing").run()  # open vocabulary through the Bento's /classify
+    assert sorted(row["label"] for row in chart_rows(at, 0)) == ["juggling", "rowing"]
+
+
+EMPTY_STORE_SCRIPT = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file(sys.argv[1], default_timeout=300).run()
+out = {"predict": [w.value for w in at.warning]}
+for page in ("runs", "mistakes"):
+    at.switch_page(f"views/{page}.py").run()
+    out[page] = [i.value for i in at.info]
+print("RESULT" + json.dumps(out))
+"""
+
+
+def test_an_empty_store_gets_clear_messages_on_every_page(tmp_path):
+    """A fresh ZenML store in its own process: no run, no model version, no model at the stage."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "ZENML_CONFIG_PATH": str(tmp_path / "zenml"),
+        "ZENML_REPOSITORY_PATH": str(tmp_path / "no-repository"),
+        "ZENML_ANALYTICS_OPT_IN": "false",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", EMPTY_STORE_SCRIPT, APP],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.split("RESULT", 1)[1])
+    assert out["predict"][0].startswith("No model version at stage **production**")
+    assert out["runs"][0].startswith("No training run yet. Start one with `python run.py --pipeline training")
+    assert out["mistakes"][0].startswith("No model version yet.")

@@ -1,0 +1,145 @@
+"""Where the predict page gets its answers: a running Bento service over HTTP, or a local `Predictor`.
+
+Both answer the same question (top-k labels for one image, optionally over the user's own labels) in the shape the
+Bento's `/predict` returns: `{"predictions": [{"label", "score"}], "model": {...}, "inference_ms"}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+import requests
+from PIL import Image
+from pydantic import BaseModel
+
+from har_core.predictor import Prediction, Predictor
+
+logger = logging.getLogger(__name__)
+
+
+class BackendUnavailableError(RuntimeError):
+    """The backend cannot answer at all (Bento unreachable, no model at the stage, no export)."""
+
+
+class PredictionRequestError(ValueError):
+    """The backend refused one request (its message says why)."""
+
+
+class Answer(BaseModel):
+    predictions: list[Prediction]
+    model: dict[str, str]
+    inference_ms: float
+
+
+class Backend(Protocol):
+    description: str
+    labels: list[str]
+    supports_custom_labels: bool
+
+    def predict(
+        self, image: Image.Image, data: bytes, name: str, top_k: int, labels: Sequence[str] | None = None
+    ) -> Answer: ...
+
+
+class LocalBackend:
+    """A `Predictor` on an export directory, in this process."""
+
+    def __init__(self, predictor: Predictor, model: dict[str, str]) -> None:
+        self.predictor = predictor
+        self.model = {**model, "format": predictor.format}
+        self.description = f"local {predictor.format} export of {model.get('name')} version {model.get('version')}"
+        self.labels = predictor.labels
+        self.supports_custom_labels = predictor.supports_custom_labels
+
+    def predict(
+        self, image: Image.Image, data: bytes, name: str, top_k: int, labels: Sequence[str] | None = None
+    ) -> Answer:
+        started = time.perf_counter()
+        try:
+            ranked = self.predictor.predict([image], top_k=top_k, labels=labels or None)[0]
+        except ValueError as error:  # bad custom labels
+            raise PredictionRequestError(str(error)) from error
+        return Answer(predictions=ranked, model=self.model, inference_ms=(time.perf_counter() - started) * 1000)
+
+
+class BentoBackend:
+    """The har-clip Bento service's HTTP API (`/readyz`, `/metadata`, `/predict`, `/classify`)."""
+
+    def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        metadata = self._metadata()
+        self.model = {key: str(value) for key, value in metadata.get("model", {}).items()}
+        self.labels = list(metadata.get("labels", []))
+        self.supports_custom_labels = bool(metadata.get("supports_custom_labels"))
+        self.description = f"Bento service at {self.url} ({self.model.get('format', '?')} export, version " + (
+            f"{self.model.get('version', '?')})"
+        )
+
+    def _metadata(self) -> dict:
+        try:
+            ready = self.session.get(f"{self.url}/readyz", timeout=min(self.timeout_s, 5))
+            if ready.status_code != 200:
+                raise BackendUnavailableError(
+                    f"The Bento service at {self.url} is not ready (/readyz answered {ready.status_code})."
+                )
+            response = self.session.post(f"{self.url}/metadata", json={}, timeout=self.timeout_s)
+        except requests.RequestException as error:
+            raise BackendUnavailableError(
+                f"The Bento service at {self.url} is unreachable ({type(error).__name__}). Start it with "
+                "`bentoml serve bento.service:HarClipService`, or clear the Bento URL to use a local model."
+            ) from error
+        if response.status_code == 401:
+            raise BackendUnavailableError(
+                f"The Bento service at {self.url} wants a bearer token: set HAR_CLIP_API_TOKEN for the viewer."
+            )
+        if response.status_code != 200:
+            raise BackendUnavailableError(f"{self.url}/metadata answered {response.status_code}: {response.text[:200]}")
+        return response.json()
+
+    def predict(
+        self, image: Image.Image, data: bytes, name: str, top_k: int, labels: Sequence[str] | None = None
+    ) -> Answer:
+        form: dict[str, str] = {"top_k": str(top_k)}
+        route = "/predict"
+        if labels:
+            route, form["labels"] = "/classify", json.dumps(list(labels))
+        try:
+            response = self.session.post(
+                f"{self.url}{route}", files={"image": (name, data)}, data=form, timeout=self.timeout_s
+            )
+        except requests.RequestException as error:
+            raise BackendUnavailableError(f"The Bento service at {self.url} stopped answering: {error}") from error
+        if response.status_code != 200:
+            raise PredictionRequestError(f"The Bento service refused {name!r}: {_error_text(response)}")
+        return Answer.model_validate(response.json())
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code} {response.text[:200]}"
+    return f"HTTP {response.status_code}: {body.get('error') or body.get('detail') or body}"
+
+
+FORMAT_PREFERENCE = ("onnx", "onnx-int8", "torchscript", "pytorch", "tensorrt")
+
+
+def deployable_formats(bundle) -> list[str]:
+    """The bundle's formats that passed their parity gate, in the viewer's order of preference."""
+    formats = set(bundle.deployable_formats())
+    return [name for name in FORMAT_PREFERENCE if name in formats] + sorted(formats - set(FORMAT_PREFERENCE))
+
+
+def local_backend(bundle, export_format: str, model: dict[str, str]) -> LocalBackend:
+    """A `LocalBackend` on one format of an `ExportBundle` (files are checked against their sha256 on load)."""
+    predictor = Predictor.from_export(bundle.directory(export_format), device="cpu")
+    return LocalBackend(predictor, model)

@@ -1,0 +1,201 @@
+"""What the viewer reads from ZenML: training runs, their artifacts, and the model versions with their stages.
+
+Plain functions over the ZenML client (no Streamlit), so the pages stay thin and the queries are testable alone.
+A missing artifact is `None`, not an error: older runs (or steps not built yet) simply lack it and the page says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from har_core.constants import (
+    BENCHMARK_ARTIFACT,
+    EVALUATION_PREDICTIONS_ARTIFACT,
+    EVALUATION_REPORT_ARTIFACT,
+    EXPORTS_ARTIFACT,
+    FINE_TUNED_EVALUATION_STEP,
+    PROMOTION_DECISION_ARTIFACT,
+    TRAINING_RESULT_ARTIFACT,
+    ZENML_MODEL_NAME,
+)
+
+logger = logging.getLogger(__name__)
+
+TRAINING_PIPELINE = "training_pipeline"
+TRAIN_STEP = "train_model"
+LATEST = "latest"  # ZenML's ModelStages.LATEST: the newest version, whatever its stage
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One training run, as the runs table shows it."""
+
+    id: str
+    name: str
+    status: str
+    started: datetime | None
+    duration_s: float | None
+    model_version: str | None
+    stage: str | None
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """One model version: stage, the run that made it, its test accuracy and why it has its stage."""
+
+    number: int
+    stage: str | None
+    created: datetime
+    run_name: str | None
+    accuracy: float | None
+    promotion: str | None
+
+
+def client():
+    """The ZenML client of the environment's store (`ZENML_CONFIG_PATH`); created on use, never at import."""
+    from zenml.client import Client
+
+    return Client()
+
+
+def training_runs(limit: int = 50) -> list[RunRow]:
+    """The newest training runs first."""
+    runs = client().list_pipeline_runs(
+        pipeline_name=TRAINING_PIPELINE, sort_by="desc:created", size=limit, hydrate=True
+    )
+    return [_run_row(run) for run in runs.items]
+
+
+def get_run(run_id: str):
+    return client().get_pipeline_run(run_id)
+
+
+def _run_row(run) -> RunRow:
+    version = run.model_version
+    return RunRow(
+        id=str(run.id),
+        name=run.name,
+        status=run.status.value,
+        started=run.start_time,
+        duration_s=_duration(run.start_time, run.end_time),
+        model_version=version.name if version else None,
+        stage=stage_of(version) if version else None,
+    )
+
+
+def _duration(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start and end else None
+
+
+def run_parameters(run) -> dict[str, Any]:
+    """The run config's `parameters:` block (data, classifier, training, evaluation, …)."""
+    return dict(run.config.parameters or {})
+
+
+def step_rows(run) -> list[dict[str, Any]]:
+    return [
+        {
+            "step": name,
+            "status": step.status.value,
+            "duration_s": _duration(step.start_time, step.end_time),
+        }
+        for name, step in run.steps.items()
+    ]
+
+
+def step_output(run, step: str, artifact: str) -> Any | None:
+    """The loaded output `artifact` of `step` in `run`, or None when the step or the output does not exist."""
+    step_run = run.steps.get(step)
+    if step_run is None or not step_run.outputs.get(artifact):
+        return None
+    return step_run.outputs[artifact][0].load()
+
+
+def training_result(run):
+    return step_output(run, TRAIN_STEP, TRAINING_RESULT_ARTIFACT)
+
+
+def evaluation_report(run, step: str = FINE_TUNED_EVALUATION_STEP):
+    return step_output(run, step, EVALUATION_REPORT_ARTIFACT)
+
+
+def evaluation_predictions(run, step: str = FINE_TUNED_EVALUATION_STEP):
+    return step_output(run, step, EVALUATION_PREDICTIONS_ARTIFACT)
+
+
+def model_version(selector: str | int):
+    """The version at a stage (`production`, `staging`, `latest`, …) or with a number; None when there is none."""
+    if isinstance(selector, str) and selector.isdigit():
+        selector = int(selector)
+    try:
+        return client().get_model_version(ZENML_MODEL_NAME, selector)
+    except KeyError:
+        return None
+
+
+def model_versions(limit: int = 50) -> list:
+    try:
+        return client().list_model_versions(ZENML_MODEL_NAME, sort_by="desc:number", size=limit, hydrate=True).items
+    except KeyError:  # no model yet
+        return []
+
+
+def training_run_of(version):
+    """The training run that created `version` (the first run linked to it)."""
+    runs = client().list_pipeline_runs(
+        model_version_id=version.id, pipeline_name=TRAINING_PIPELINE, sort_by="asc:created", size=1
+    )
+    return client().get_pipeline_run(runs.items[0].id) if runs.items else None
+
+
+def version_artifact(version, name: str) -> Any | None:
+    """The newest artifact `name` linked to `version`, loaded; None when the version has none."""
+    artifact = version.get_artifact(name)
+    return artifact.load() if artifact is not None else None
+
+
+def export_bundle(version):
+    """The version's `ExportBundle` (one local directory per exported format), or None before export exists."""
+    return version_artifact(version, EXPORTS_ARTIFACT)
+
+
+def benchmark_table(version) -> Any | None:
+    return version_artifact(version, BENCHMARK_ARTIFACT)
+
+
+def promotion_reason(version) -> str | None:
+    """Why the version has its stage: the promotion decision's reason when it has one, else its metadata."""
+    decision = version_artifact(version, PROMOTION_DECISION_ARTIFACT)
+    if decision is not None:
+        return str(getattr(decision, "reason", None) or decision)
+    metadata = version.run_metadata or {}
+    for key in ("promotion_reason", "promotion", "promotion_decision"):
+        if key in metadata:
+            return str(metadata[key])
+    return None
+
+
+def version_rows(limit: int = 50) -> list[VersionRow]:
+    rows = []
+    for version in model_versions(limit):
+        run = training_run_of(version)
+        report = evaluation_report(run) if run is not None else None
+        rows.append(
+            VersionRow(
+                number=version.number,
+                stage=stage_of(version),
+                created=version.created,
+                run_name=run.name if run is not None else None,
+                accuracy=report.accuracy if report is not None else None,
+                promotion=promotion_reason(version),
+            )
+        )
+    return rows
+
+
+def stage_of(version) -> str | None:
+    stage = version.stage
+    return stage.value if hasattr(stage, "value") else stage

@@ -1,0 +1,130 @@
+"""Predict: upload images (or take a photo) and see the top-k labels, from the Bento service or a local export."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from har_core.constants import PRODUCTION_STAGE, STAGING_STAGE
+from har_core.images import InvalidImageError, open_image
+from viewer import store
+from viewer.backends import (
+    Backend,
+    BackendUnavailableError,
+    BentoBackend,
+    PredictionRequestError,
+    deployable_formats,
+    local_backend,
+)
+from viewer.charts import predictions_chart
+from viewer.settings import ViewerSettings
+
+settings = ViewerSettings.from_env()
+STAGES = [PRODUCTION_STAGE, STAGING_STAGE, store.LATEST]
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def bento_backend(url: str, token: str | None, timeout_s: float) -> BentoBackend:
+    return BentoBackend(url, token, timeout_s)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def cached_bundle(version_id: str):
+    """The version's export bundle; loading it copies the exports out of the artifact store, so once per version."""
+    return store.export_bundle(store.client().get_model_version(store.ZENML_MODEL_NAME, version_id))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def cached_local_backend(version_id: str, version_number: int, export_format: str):
+    model = {"name": store.ZENML_MODEL_NAME, "version": str(version_number)}
+    return local_backend(cached_bundle(version_id), export_format, model)
+
+
+def choose_backend() -> Backend | None:
+    """The backend picked in the sidebar, or None after telling the user why there is none."""
+    url = st.sidebar.text_input("Bento URL", settings.bento_url, help="Empty: predict with a local model from ZenML.")
+    if url.strip():
+        try:
+            with st.spinner(f"Connecting to the Bento service at {url}…"):
+                return bento_backend(url.strip(), settings.api_token, settings.bento_timeout_s)
+        except BackendUnavailableError as error:
+            st.error(str(error))
+            return None
+    default = STAGES.index(settings.stage) if settings.stage in STAGES else 0
+    stage = st.sidebar.selectbox("Model stage", STAGES, index=default)
+    with st.spinner(f"Looking up the {stage} model in ZenML…"):
+        version = store.model_version(stage)
+    if version is None:
+        st.warning(
+            f"No model version at stage **{stage}**. Train one with "
+            "`python run.py --pipeline training --config configs/quickstart.yaml`; promotion puts it in production "
+            "or staging (pick `latest` for the newest version whatever its stage)."
+        )
+        return None
+    with st.spinner(f"Fetching the exports of model version {version.number}…"):
+        bundle = cached_bundle(str(version.id))
+    if bundle is None:
+        st.warning(
+            f"Model version {version.number} ({stage}) has no export yet: the training pipeline's export step writes "
+            "one (ONNX, int8 ONNX, TorchScript, PyTorch). Versions trained before it existed cannot be loaded here."
+        )
+        return None
+    formats = deployable_formats(bundle)
+    if not formats:
+        st.error(f"None of model version {version.number}'s exports passed its parity gate: {bundle.formats}")
+        return None
+    export_format = st.sidebar.selectbox("Export format", formats)
+    try:
+        with st.spinner(f"Loading the {export_format} export of model version {version.number}…"):
+            return cached_local_backend(str(version.id), version.number, export_format)
+    except (OSError, ValueError, RuntimeError) as error:
+        st.error(f"Could not load the {export_format} export of model version {version.number}: {error}")
+        return None
+
+
+def custom_labels(backend: Backend) -> list[str] | None:
+    help_text = "Your own labels, comma separated (open vocabulary: the export's text tower embeds them)."
+    if not backend.supports_custom_labels:
+        help_text = "This model has no text tower, so it only predicts its own labels."
+    text = st.text_input("Custom labels", "", disabled=not backend.supports_custom_labels, help=help_text)
+    labels = [label.strip() for label in text.split(",") if label.strip()]
+    return labels or None
+
+
+def show_prediction(backend: Backend, name: str, data: bytes, top_k: int, labels: list[str] | None) -> None:
+    try:
+        image = open_image(data, name=name)
+    except InvalidImageError as error:
+        st.error(f"Not an image, skipped: {error}")
+        return
+    try:
+        with st.spinner(f"Scoring {name}…"):
+            answer = backend.predict(image, data, name, top_k, labels)
+    except (BackendUnavailableError, PredictionRequestError) as error:
+        st.error(str(error))
+        return
+    picture, chart = st.columns([1, 2])
+    picture.image(image, caption=name, width="stretch")
+    best = answer.predictions[0]
+    chart.subheader(f"{best.label} · {best.score:.1%}")
+    chart.altair_chart(predictions_chart(answer.predictions), width="stretch")
+    chart.caption(f"{backend.description} · {answer.inference_ms:.0f} ms")
+
+
+st.title("Predict")
+backend = choose_backend()
+if backend is None:
+    st.stop()
+st.caption(f"Answering with the {backend.description}.")
+labels = custom_labels(backend)
+most = len(labels) if labels else len(backend.labels)
+top_k = st.slider("Top k", 1, max(most, 2), min(settings.top_k, most))
+uploads = st.file_uploader("Images", accept_multiple_files=True, help="JPEG, PNG, WebP, … one or more.")
+files = [(upload.name, upload.getvalue()) for upload in uploads or []]
+if st.toggle("Use the camera"):
+    shot = st.camera_input("Take a picture")
+    if shot is not None:
+        files.append(("camera.jpg", shot.getvalue()))
+if not files:
+    st.info("Upload one or more images (or turn on the camera) to see the model's top labels.")
+for name, data in files:
+    show_prediction(backend, name, data, top_k, labels)

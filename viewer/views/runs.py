@@ -1,0 +1,137 @@
+"""Runs: training runs from ZenML with their curves, evaluation, benchmark table and the model versions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from har_core.constants import FINE_TUNED_EVALUATION_STEP, ZERO_SHOT_EVALUATION_STEP
+from viewer import store
+from viewer.charts import confusion_chart, history_chart, per_class_chart, per_class_frame
+from viewer.tables import as_frame
+
+MAX_CONFUSION_LINKS = 8
+
+
+def runs_table(rows: list[store.RunRow]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "run": row.name,
+                "status": row.status,
+                "started": row.started,
+                "duration (s)": round(row.duration_s, 1) if row.duration_s is not None else None,
+                "model version": row.model_version,
+                "stage": row.stage,
+            }
+            for row in rows
+        ]
+    )
+
+
+def show_training(run) -> None:
+    result = store.training_result(run)
+    if result is None:
+        st.info("This run has no training result (its training step did not finish).")
+        return
+    history = pd.DataFrame([epoch.model_dump() for epoch in result.history])
+    st.caption(
+        f"Best val accuracy {result.best_val_accuracy:.3f} at epoch {result.best_epoch}"
+        f"{' (stopped early)' if result.stopped_early else ''} · {result.device}, {result.precision}"
+    )
+    loss, accuracy = st.columns(2)
+    loss.altair_chart(history_chart(history, ["train_loss", "val_loss"], "Loss per epoch"), width="stretch")
+    accuracy.altair_chart(
+        history_chart(history, ["train_accuracy", "val_accuracy"], "Accuracy per epoch"), width="stretch"
+    )
+
+
+def show_evaluation(run, version_number: int | None) -> None:
+    report = store.evaluation_report(run)
+    if report is None:
+        st.info("This run has no evaluation of the fine-tuned model yet.")
+        return
+    zero_shot = store.evaluation_report(run, ZERO_SHOT_EVALUATION_STEP)
+    metrics = {FINE_TUNED_EVALUATION_STEP: report.headline_metrics()}
+    if zero_shot is not None:
+        metrics[ZERO_SHOT_EVALUATION_STEP] = zero_shot.headline_metrics()
+    st.dataframe(pd.DataFrame(metrics).T.round(4))
+    matrix, per_class = st.columns(2)
+    matrix.markdown(f"**Confusion matrix** ({report.num_images} {report.split} images; click a cell for its mistakes)")
+    matrix.altair_chart(confusion_chart(report, version_number), width="stretch", height=24 * len(report.labels) + 160)
+    per_class.markdown("**Per class** (recall is the class's accuracy)")
+    per_class.altair_chart(per_class_chart(report), width="stretch")
+    with per_class.expander("Per-class table"):
+        st.dataframe(per_class_frame(report).round(3), hide_index=True)
+    show_confusion_links(report, version_number)
+
+
+def show_confusion_links(report, version_number: int | None) -> None:
+    """The most frequent confusions, each a link to the mistakes page filtered to that cell."""
+    pairs = [
+        (count, report.labels[i], report.labels[j])
+        for i, row in enumerate(report.confusion_matrix)
+        for j, count in enumerate(row)
+        if i != j and count
+    ]
+    if not pairs or version_number is None:
+        return
+    st.markdown("**Most frequent confusions**")
+    for count, true_label, predicted_label in sorted(pairs, reverse=True)[:MAX_CONFUSION_LINKS]:
+        st.page_link(
+            "views/mistakes.py",
+            label=f"{true_label} → {predicted_label}: {count}",
+            query_params={"version": str(version_number), "true": true_label, "predicted": predicted_label},
+        )
+
+
+def show_version(version) -> None:
+    st.subheader(f"Model version {version.number}")
+    stage = store.stage_of(version)
+    st.markdown(f"Stage: **{stage or 'none'}** · promotion: {store.promotion_reason(version) or 'not decided'}")
+    table = store.benchmark_table(version)
+    if table is None:
+        st.info(
+            "No benchmark table for this version: the benchmark step (after export) records one per exported format."
+        )
+    else:
+        st.markdown("**Benchmark per format**")
+        st.dataframe(as_frame(table), hide_index=True)
+
+
+def show_versions() -> None:
+    rows = store.version_rows()
+    if not rows:
+        return
+    st.subheader("Model versions")
+    st.dataframe(pd.DataFrame([row.__dict__ for row in rows]), hide_index=True)
+
+
+st.title("Training runs")
+with st.spinner("Reading training runs from ZenML…"):
+    rows = store.training_runs()
+if not rows:
+    st.info(
+        "No training run yet. Start one with `python run.py --pipeline training --config configs/quickstart.yaml` "
+        "(offline, about a minute), then reload this page."
+    )
+    st.stop()
+st.dataframe(runs_table(rows), hide_index=True)
+names = [row.name for row in rows]
+requested = st.query_params.get("run")
+chosen = st.selectbox("Run", names, index=names.index(requested) if requested in names else 0)
+row = rows[names.index(chosen)]
+with st.spinner(f"Loading {chosen}…"):
+    run = store.get_run(row.id)
+    version = run.model_version
+    st.header(chosen)
+    st.markdown(f"Status **{row.status}** · duration {row.duration_s or 0:.0f} s · started {row.started}")
+    steps, config = st.columns(2)
+    steps.dataframe(pd.DataFrame(store.step_rows(run)), hide_index=True)
+    with config.expander("Run configuration (`parameters:`)"):
+        st.json(store.run_parameters(run))
+    show_training(run)
+    show_evaluation(run, version.number if version else None)
+    if version is not None:
+        show_version(version)
+show_versions()
