@@ -93,11 +93,19 @@ class HarClipClassifier(nn.Module):
         image = self.image_embeddings(pixel_values)
         return scale * image @ self.class_embeddings().to(image.dtype).T
 
-    def save(self, directory: str | Path) -> Path:
-        """Write `backbone/` (HF format, safetensors) and `har_clip.json` (labels, templates, preprocessing)."""
+    def save(self, directory: str | Path, state: dict[str, torch.Tensor] | None = None) -> Path:
+        """Write `backbone/` (HF format, safetensors) and `har_clip.json` (labels, templates, preprocessing).
+
+        `state` is this classifier's full state dict when the live weights are sharded (FSDP consolidation).
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.clip.save_pretrained(directory / BACKBONE_DIR, safe_serialization=True)
+        clip_state = None
+        if state is not None:
+            clip_state = {
+                name.removeprefix("clip."): tensor for name, tensor in state.items() if name.startswith("clip.")
+            }
+        self.clip.save_pretrained(directory / BACKBONE_DIR, state_dict=clip_state)
         self.tokenizer.save_pretrained(directory / BACKBONE_DIR)
         card = {
             "format_version": FORMAT_VERSION,
