@@ -125,7 +125,8 @@ def torchrun_command(job_dir: Path, nproc: int, node: NodeSpec | None = None) ->
             f"--master-addr={node.master_addr}",
             f"--master-port={node.master_port}",
         ]
-    command += [f"--log-dir={Path(job_dir).resolve() / LOG_DIR}", "-m", "har_core.worker", str(Path(job_dir).resolve())]
+    log_dir = Path(job_dir).resolve() / LOG_DIR / f"node{node.node_rank if node else 0}"
+    command += [f"--log-dir={log_dir}", "-m", "har_core.worker", str(Path(job_dir).resolve())]
     return command
 
 
@@ -250,3 +251,27 @@ def run_training(
             model, manifest.split("train"), manifest.split("val"), config, output_dir, on_epoch_end=on_epoch_end
         )
     return launch_training(model, manifest, config, output_dir, job_dir, on_epoch_end)
+
+
+def launch_node(job_dir: Path, environ: Mapping[str, str] | None = None) -> None:
+    """One node's share of a prepared job: torchrun with the node layout the environment describes.
+
+    On Kubernetes each pod of the multi-pod train step runs this; `strategy: none` trains in this process.
+    """
+    job = TrainingJob.load(job_dir)
+    if job.config.distributed.strategy == "none":
+        from har_core.worker import main as run_worker
+
+        run_worker(str(job_dir))
+        return
+    node = NodeSpec.from_environment(environ)
+    nproc = resolve_nproc(job.config)
+    per_rank_batch_size(job.config.batch_size, nproc * (node.nnodes if node else 1))
+    run_workers(job, Path(job_dir), nproc, node)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m har_core.launch JOB_DIR")
+    launch_node(Path(sys.argv[1]))

@@ -1,6 +1,9 @@
 """DDP and FSDP with real torch.distributed processes (torchrun, gloo, CPU) on the tiny CLIP."""
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +107,44 @@ def test_fsdp_trains_and_consolidates_to_a_loadable_model(tiny_model, manifest, 
         assert not torch.equal(single_logits, tiny_model(fsdp_logits_worker.fixed_batch(64)))
     sharded_checkpoint = next((tmp_path / "checkpoints" / "run" / "resume").iterdir())
     assert (sharded_checkpoint / "sharded" / ".metadata").is_file()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_simulated_nodes_train_the_same_weights_as_one_node(single_and_ddp, tiny_model, manifest, tmp_path):
+    """Two launchers fed the variables ZenML's Kubernetes step operator sets on a 2-pod step, 1 worker each."""
+    _, ddp_result, _, _ = single_and_ddp["ddp"]
+    config = training_config(tmp_path / "checkpoints", "ddp", 1)
+    job = write_job(tmp_path / "job", tiny_model, manifest, config, tmp_path / "checkpoints" / "run")
+    pod_variables = {
+        "ZENML_KUBERNETES_POD_COUNT": "2",
+        "ZENML_KUBERNETES_MAIN_ADDRESS": "127.0.0.1",
+        "ZENML_KUBERNETES_MAIN_PORT": str(free_port()),
+    }
+    launchers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "har_core.launch", str(tmp_path / "job")],
+            # One thread per worker, as torchrun sets for the single-node 2-process run.
+            env=worker_environment({**pod_variables, "JOB_COMPLETION_INDEX": str(index), "OMP_NUM_THREADS": "1"}),
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+        )
+        for index in range(2)
+    ]
+    try:
+        assert [launcher.wait(timeout=600) for launcher in launchers] == [0, 0]
+    finally:
+        for launcher in launchers:
+            if launcher.poll() is None:
+                os.killpg(launcher.pid, signal.SIGKILL)
+    result = TrainingResult.model_validate_json(Path(job.result_file).read_text())
+    assert result.world_size == 2
+    assert [epoch.val_accuracy for epoch in result.history] == [epoch.val_accuracy for epoch in ddp_result.history]
+    two_nodes = weights(HarClipClassifier.load(result.best_checkpoint))
+    one_node = weights(HarClipClassifier.load(ddp_result.best_checkpoint))
+    # Same ranks, shards, thread count and gloo all-reduce: the single-node run is reproduced exactly.
+    assert max_difference(two_nodes, one_node) == 0.0
