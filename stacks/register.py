@@ -30,12 +30,22 @@ class ComponentSpec(BaseModel):
     configuration: dict[str, Any] = {}
 
 
+class FlavorSpec(BaseModel):
+    """A custom flavor shipped in this repository, e.g. `stacks.local_process.LocalProcessStepOperatorFlavor`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    source: str
+
+
 class StackSpec(BaseModel):
-    """A stack file: its name and, per ZenML component type, the components to register."""
+    """A stack file: its name, custom flavors it needs, and per ZenML component type the components to register."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str
+    flavors: list[FlavorSpec] = []
     components: dict[str, list[ComponentSpec]]
 
 
@@ -55,6 +65,8 @@ def register_stack(spec: StackSpec, activate: bool = True) -> None:
     from zenml.enums import StackComponentType
 
     client = Client()
+    for flavor in spec.flavors:
+        _ensure_flavor(client, StackComponentType(flavor.type), flavor.source)
     components: dict[StackComponentType, list[str]] = {}
     for type_name, specs in spec.components.items():
         component_type = StackComponentType(type_name)
@@ -74,6 +86,18 @@ def register_stack(spec: StackSpec, activate: bool = True) -> None:
     if activate:
         client.activate_stack(spec.name)
         logger.info("Active stack: %r", spec.name)
+
+
+def _ensure_flavor(client: Any, component_type: Any, source: str) -> None:
+    """Register a custom flavor from its import path once (`zenml <type> flavor register SOURCE`)."""
+    from zenml.stack.flavor import validate_flavor_source
+
+    _, flavor = validate_flavor_source(source=source, component_type=component_type)
+    try:
+        client.get_flavor_by_name_and_type(flavor.name, component_type)
+    except KeyError:
+        client.create_flavor(source=source, component_type=component_type)
+        logger.info("Registered %s flavor %r from %s", component_type.value, flavor.name, source)
 
 
 def _ensure_component(client: Any, component_type: Any, spec: ComponentSpec) -> None:

@@ -2,6 +2,7 @@
 
 import click
 import pytest
+from zenml.enums import StackComponentType
 
 from stacks.register import ComponentSpec, StackSpec, load_stack_spec, register_stack
 
@@ -16,7 +17,9 @@ def test_local_stack_is_registered_idempotently(zenml_client):
         "orchestrator": ["local_orchestrator"],
         "artifact_store": ["local_artifact_store"],
         "experiment_tracker": ["mlflow_local"],
+        "step_operator": ["local_process"],
     }
+    assert stack.components[StackComponentType.STEP_OPERATOR][0].flavor_name == "local_process"
     assert zenml_client.active_stack_model.name == "local"
     assert [component.flavor_name for component in stack.components[next(iter(stack.components))]]
     assert len(zenml_client.list_stacks(name="local").items) == 1
