@@ -177,3 +177,9 @@ class TrainingPipelineParameters(StrictConfig):
     classifier: ClassifierConfig = ClassifierConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+
+
+class MultiNodeTrainingParameters(TrainingPipelineParameters):
+    """The multi-node variant (pipelines/multinode_training.py): `nodes` must equal the train step's pod_count."""
+
+    nodes: int = Field(2, ge=1)

@@ -16,8 +16,10 @@ class RunConfigError(ValueError):
     """The run config file is missing, not YAML, or has invalid or unknown keys."""
 
 
-def load_training_run_config(path: str | Path) -> TrainingPipelineParameters:
-    """Validate the whole file; the error lists every bad key with its dotted path."""
+def load_training_run_config(
+    path: str | Path, schema: type[TrainingPipelineParameters] = TrainingPipelineParameters
+) -> TrainingPipelineParameters:
+    """Validate the whole file against `schema`; the error lists every bad key with its dotted path."""
     raw = _read_yaml(Path(path))
     zenml_settings = {key: value for key, value in raw.items() if key != "parameters"}
     unknown = sorted(set(zenml_settings) - set(PipelineRunConfiguration.model_fields))
@@ -31,7 +33,7 @@ def load_training_run_config(path: str | Path) -> TrainingPipelineParameters:
     except ValidationError as error:
         raise RunConfigError(f"{path}: invalid ZenML run settings:\n{_describe(error)}") from error
     try:
-        return TrainingPipelineParameters.model_validate(raw.get("parameters") or {})
+        return schema.model_validate(raw.get("parameters") or {})
     except ValidationError as error:
         raise RunConfigError(f"{path}: invalid parameters:\n{_describe(error, prefix='parameters')}") from error
 

@@ -89,8 +89,14 @@ def register_stack(spec: StackSpec, activate: bool = True) -> None:
 
 
 def _ensure_flavor(client: Any, component_type: Any, source: str) -> None:
-    """Register a custom flavor from its import path once (`zenml <type> flavor register SOURCE`)."""
+    """Register a custom flavor from its import path once (`zenml <type> flavor register SOURCE`).
+
+    The source is resolved against the project root, whichever directory `python -m stacks.register` ran from.
+    """
     from zenml.stack.flavor import validate_flavor_source
+    from zenml.utils import source_utils
+
+    source_utils.set_custom_source_root(str(STACKS_DIR.parent))
 
     _, flavor = validate_flavor_source(source=source, component_type=component_type)
     try:
