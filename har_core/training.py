@@ -10,6 +10,7 @@ import logging
 import math
 import random
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,7 @@ class Trainer:
             self.context.close()
             raise
         self.model = model.to(self.device)
+        self.step_seconds: list[float] = []  # wall time of each optimiser step, data loading included (benchmarks)
 
     def fit(
         self,
@@ -254,6 +256,7 @@ class Trainer:
             leave=False,
             disable=not self.context.is_main,
         )
+        tick = time.perf_counter()
         for pixel_values, labels in progress:
             pixel_values, labels = pixel_values.to(self.device), labels.to(self.device)
             with self._autocast():
@@ -271,6 +274,7 @@ class Trainer:
             correct += (logits.argmax(dim=-1) == labels).sum().item()
             seen += labels.numel()
             progress.set_postfix(loss=f"{total_loss / seen:.4f}")
+            self.step_seconds.append(time.perf_counter() - tick)
             state = state.model_copy(
                 update={"step_in_epoch": state.step_in_epoch + 1, "global_step": state.global_step + 1}
             )
@@ -284,6 +288,7 @@ class Trainer:
                     self.context,
                     config.keep_last_n,
                 )
+            tick = time.perf_counter()
         return state.model_copy(update={"running": (total_loss, correct, seen)})
 
     def _save_model(self, name: str) -> None:
