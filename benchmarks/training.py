@@ -53,9 +53,9 @@ def raw_loop(model: HarClipClassifier, steps: int, batch_size: int) -> list[floa
     return seconds
 
 
-def run_trainer(job_dir: Path, nproc: int) -> list[dict]:
-    """The Trainer in one plain process (nproc 1) or under torchrun; returns each rank's report."""
-    if nproc == 1:
+def run_trainer(job_dir: Path, nproc: int, torchrun: bool | None = None) -> list[dict]:
+    """The Trainer in one plain process or under torchrun (default: when nproc > 1); each rank's report."""
+    if not (nproc > 1 if torchrun is None else torchrun):
         command = [sys.executable, str(WORKER), str(job_dir)]
     else:
         command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--standalone"]

@@ -9,6 +9,8 @@ import resource
 import sys
 from pathlib import Path
 
+import torch
+
 from har_core.dataset import DatasetManifest
 from har_core.job import TrainingJob
 from har_core.model import HarClipClassifier
@@ -23,6 +25,9 @@ def main(job_dir: str) -> None:
     trainer.fit(manifest.split("train"), manifest.split("val"))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     report = {"rank": rank, "step_seconds": trainer.step_seconds, "peak_rss_mib": peak_mib}
+    if torch.cuda.is_available():
+        report["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        report["precision"] = trainer.precision.name
     (Path(job_dir) / f"bench-rank{rank}.json").write_text(json.dumps(report))
 
 
