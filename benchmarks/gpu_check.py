@@ -46,65 +46,67 @@ def flops_per_image(model) -> float:
 def main(out: Path, steps: int, batch_size: int) -> None:
     if not torch.cuda.is_available():
         raise click.ClickException("no CUDA device: this check runs on a GPU machine only")
-    work = Path(tempfile.mkdtemp(prefix="har-clip-gpu-"))
-    model = build_classifier(ClassifierConfig(tiny_backbone=VIT_B16, cache_dir=work / "backbones"), HAR_LABELS)
-    images = generate_synthetic_images(
-        work / "images",
-        HAR_LABELS,
-        SyntheticDataConfig(images_per_class=-(-(steps * batch_size + 64) // 15), image_size=256),
-    )
-    records = scan_image_folder(images, HAR_LABELS)
-    train, val = records[: steps * batch_size], records[steps * batch_size : steps * batch_size + 64]
-    manifest = DatasetManifest(labels=list(HAR_LABELS), root=str(images), train=train, val=val, test=[])
-    flops = flops_per_image(model.to("cuda"))
-    name = torch.cuda.get_device_name()
-    peak = next((value for key, value in BF16_PEAK.items() if key in name), None)
-    lines = [
-        f"# GPU check on {name} (torch {torch.__version__})",
-        "",
-        f"ViT-B/16 sizes, 224 px, batch {batch_size}, "
-        f"{steps - 1} timed steps; {flops / 1e9:.1f} GFLOP per image fwd+bwd",
-        "",
-    ]
-    lines += [
-        "| variant | precision | step (ms) | img/s | peak CUDA (MiB) | MFU |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    model = model.to("cpu")
-    variants = [("Trainer", "none", False), ("DDP x1 (nccl)", "ddp", False), ("FSDP x1 (nccl)", "fsdp", False)]
-    variants.append(("Trainer + torch.compile", "none", True))
-    for label, strategy, compile_model in variants:
-        config = TrainingConfig(
-            epochs=1,
-            batch_size=batch_size,
-            learning_rate=1e-5,
-            num_workers=4,
-            device="cuda",
-            precision="auto",
-            early_stopping_patience=None,
-            output_dir=work / "checkpoints",
-            distributed=DistributedConfig(strategy=strategy, nproc_per_node=1, backend="auto"),
-            compile=compile_model,
+    # Checkpoints at ViT-B/16 size take gigabytes: everything lives in a folder removed at the end.
+    with tempfile.TemporaryDirectory(prefix="har-clip-gpu-") as work_dir:
+        work = Path(work_dir)
+        model = build_classifier(ClassifierConfig(tiny_backbone=VIT_B16, cache_dir=work / "backbones"), HAR_LABELS)
+        images = generate_synthetic_images(
+            work / "images",
+            HAR_LABELS,
+            SyntheticDataConfig(images_per_class=-(-(steps * batch_size + 64) // 15), image_size=256),
         )
-        job_dir = work / f"job-{strategy}-{int(compile_model)}"
-        write_job(job_dir, model, manifest, config, work / "checkpoints" / job_dir.name)
-        try:
-            (report,) = run_trainer(job_dir, 1, torchrun=strategy != "none")
-        except Exception as error:  # keep the other variants' rows
-            lines.append(f"| {label} | failed: {error} | | | | |")
-            continue
-        step = statistics.median(report["step_seconds"][1:])
-        speed = batch_size / step
-        mfu = f"{speed * flops / peak:.1%}" if peak else "n/a"
-        lines.append(
-            f"| {label} | {report.get('precision', '?')} | {step * 1000:.0f} | {speed:.0f} | "
-            f"{report.get('peak_cuda_mib', 0):.0f} | {mfu} |"
-        )
-        if compile_model:
-            lines.append(f"\ncompile: first step {report['step_seconds'][0]:.1f} s (compilation included)")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_check.md").write_text("\n".join(lines) + "\n")
-    click.echo("\n".join(lines))
+        records = scan_image_folder(images, HAR_LABELS)
+        train, val = records[: steps * batch_size], records[steps * batch_size : steps * batch_size + 64]
+        manifest = DatasetManifest(labels=list(HAR_LABELS), root=str(images), train=train, val=val, test=[])
+        flops = flops_per_image(model.to("cuda"))
+        name = torch.cuda.get_device_name()
+        peak = next((value for key, value in BF16_PEAK.items() if key in name), None)
+        lines = [
+            f"# GPU check on {name} (torch {torch.__version__})",
+            "",
+            f"ViT-B/16 sizes, 224 px, batch {batch_size}, "
+            f"{steps - 1} timed steps; {flops / 1e9:.1f} GFLOP per image fwd+bwd",
+            "",
+        ]
+        lines += [
+            "| variant | precision | step (ms) | img/s | peak CUDA (MiB) | MFU |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        model = model.to("cpu")
+        variants = [("Trainer", "none", False), ("DDP x1 (nccl)", "ddp", False), ("FSDP x1 (nccl)", "fsdp", False)]
+        variants.append(("Trainer + torch.compile", "none", True))
+        for label, strategy, compile_model in variants:
+            config = TrainingConfig(
+                epochs=1,
+                batch_size=batch_size,
+                learning_rate=1e-5,
+                num_workers=4,
+                device="cuda",
+                precision="auto",
+                early_stopping_patience=None,
+                output_dir=work / "checkpoints",
+                distributed=DistributedConfig(strategy=strategy, nproc_per_node=1, backend="auto"),
+                compile=compile_model,
+            )
+            job_dir = work / f"job-{strategy}-{int(compile_model)}"
+            write_job(job_dir, model, manifest, config, work / "checkpoints" / job_dir.name)
+            try:
+                (report,) = run_trainer(job_dir, 1, torchrun=strategy != "none")
+            except Exception as error:  # keep the other variants' rows
+                lines.append(f"| {label} | failed: {error} | | | | |")
+                continue
+            step = statistics.median(report["step_seconds"][1:])
+            speed = batch_size / step
+            mfu = f"{speed * flops / peak:.1%}" if peak else "n/a"
+            lines.append(
+                f"| {label} | {report.get('precision', '?')} | {step * 1000:.0f} | {speed:.0f} | "
+                f"{report.get('peak_cuda_mib', 0):.0f} | {mfu} |"
+            )
+            if compile_model:
+                lines.append(f"\ncompile: first step {report['step_seconds'][0]:.1f} s (compilation included)")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "gpu_check.md").write_text("\n".join(lines) + "\n")
+        click.echo("\n".join(lines))
 
 
 if __name__ == "__main__":

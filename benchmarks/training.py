@@ -75,53 +75,55 @@ def images_per_second(step_seconds: list[float], batch_size: int) -> float:
 @click.option("--skip-compile", is_flag=True, help="leave out (e), whose compilation takes minutes on CPU")
 def main(steps: int, batch_size: int, skip_compile: bool) -> None:
     logging.basicConfig(level=logging.WARNING)
-    work = Path(tempfile.mkdtemp(prefix="har-clip-bench-"))
-    classifier = ClassifierConfig(tiny_backbone=VIT_B16, cache_dir=work / "backbones")
-    model = build_classifier(classifier, HAR_LABELS)
-    images = generate_synthetic_images(
-        work / "images",
-        HAR_LABELS,
-        SyntheticDataConfig(images_per_class=max(4, -(-(steps * batch_size + 8) // 15)), image_size=256),
-    )
-    records = scan_image_folder(images, HAR_LABELS)
-    manifest = DatasetManifest(
-        labels=list(HAR_LABELS),
-        root=str(images),
-        train=records[: steps * batch_size],
-        val=records[steps * batch_size : steps * batch_size + 8],
-        test=[],
-    )
-    rows = {}
-    print_header(steps, batch_size)
-    raw = raw_loop(model, steps, batch_size)
-    rows["(a) raw fwd+bwd+AdamW, 1 process"] = (images_per_second(raw, batch_size), None, None)
-    print_row(rows, "(a) raw fwd+bwd+AdamW, 1 process")
-    model = HarClipClassifier.load(model.save(work / "base"))
-    variants = [("(b) Trainer, 1 process", "none", 1, False), ("(c) DDP, 2 processes", "ddp", 2, False)]
-    variants += [("(d) FSDP, 2 processes", "fsdp", 2, False)]
-    if not skip_compile:
-        variants.append(("(e) Trainer + torch.compile, 1 process", "none", 1, True))
-    for label, strategy, nproc, compile_model in variants:
-        config = TrainingConfig(
-            epochs=1,
-            batch_size=batch_size,
-            learning_rate=1e-5,
-            num_workers=0,
-            device="cpu",
-            early_stopping_patience=None,
-            augmentation="light",
-            output_dir=work / "checkpoints",
-            distributed=DistributedConfig(strategy=strategy, nproc_per_node=nproc),
-            compile=compile_model,
+    # Checkpoints at ViT-B/16 size take gigabytes: everything lives in a folder removed at the end.
+    with tempfile.TemporaryDirectory(prefix="har-clip-bench-") as work_dir:
+        work = Path(work_dir)
+        classifier = ClassifierConfig(tiny_backbone=VIT_B16, cache_dir=work / "backbones")
+        model = build_classifier(classifier, HAR_LABELS)
+        images = generate_synthetic_images(
+            work / "images",
+            HAR_LABELS,
+            SyntheticDataConfig(images_per_class=max(4, -(-(steps * batch_size + 8) // 15)), image_size=256),
         )
-        job_dir = work / f"job-{strategy}-{nproc}-{int(compile_model)}"
-        write_job(job_dir, model, manifest, config, work / "checkpoints" / job_dir.name)
-        reports = run_trainer(job_dir, nproc)
-        step_seconds = reports[0]["step_seconds"]
-        rss = ", ".join(f"{report['peak_rss_mib']:.0f}" for report in reports) if nproc > 1 else None
-        first = step_seconds[0] - sum(step_seconds[1:]) / len(step_seconds[1:]) if compile_model else None
-        rows[label] = (images_per_second(step_seconds, batch_size), rss, first)
-        print_row(rows, label)
+        records = scan_image_folder(images, HAR_LABELS)
+        manifest = DatasetManifest(
+            labels=list(HAR_LABELS),
+            root=str(images),
+            train=records[: steps * batch_size],
+            val=records[steps * batch_size : steps * batch_size + 8],
+            test=[],
+        )
+        rows = {}
+        print_header(steps, batch_size)
+        raw = raw_loop(model, steps, batch_size)
+        rows["(a) raw fwd+bwd+AdamW, 1 process"] = (images_per_second(raw, batch_size), None, None)
+        print_row(rows, "(a) raw fwd+bwd+AdamW, 1 process")
+        model = HarClipClassifier.load(model.save(work / "base"))
+        variants = [("(b) Trainer, 1 process", "none", 1, False), ("(c) DDP, 2 processes", "ddp", 2, False)]
+        variants += [("(d) FSDP, 2 processes", "fsdp", 2, False)]
+        if not skip_compile:
+            variants.append(("(e) Trainer + torch.compile, 1 process", "none", 1, True))
+        for label, strategy, nproc, compile_model in variants:
+            config = TrainingConfig(
+                epochs=1,
+                batch_size=batch_size,
+                learning_rate=1e-5,
+                num_workers=0,
+                device="cpu",
+                early_stopping_patience=None,
+                augmentation="light",
+                output_dir=work / "checkpoints",
+                distributed=DistributedConfig(strategy=strategy, nproc_per_node=nproc),
+                compile=compile_model,
+            )
+            job_dir = work / f"job-{strategy}-{nproc}-{int(compile_model)}"
+            write_job(job_dir, model, manifest, config, work / "checkpoints" / job_dir.name)
+            reports = run_trainer(job_dir, nproc)
+            step_seconds = reports[0]["step_seconds"]
+            rss = ", ".join(f"{report['peak_rss_mib']:.0f}" for report in reports) if nproc > 1 else None
+            first = step_seconds[0] - sum(step_seconds[1:]) / len(step_seconds[1:]) if compile_model else None
+            rows[label] = (images_per_second(step_seconds, batch_size), rss, first)
+            print_row(rows, label)
 
 
 def print_header(steps: int, batch_size: int) -> None:
