@@ -116,8 +116,32 @@ class ClassifierConfig(StrictConfig):
         return self
 
 
+class DistributedConfig(StrictConfig):
+    """How many processes train and how they talk. `strategy: none` trains in the step's own process.
+
+    `ddp` and `fsdp` launch `nproc_per_node` workers with torchrun (`auto`: one per GPU, 1 on a CPU-only
+    machine); `backend: auto` is NCCL on CUDA, gloo otherwise. `training.batch_size` stays the global batch.
+    """
+
+    strategy: Literal["none", "ddp", "fsdp"] = "none"
+    nproc_per_node: Literal["auto"] | int = Field("auto", description="workers on this node: auto or N >= 1")
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+
+    @model_validator(mode="after")
+    def _nproc_is_positive(self) -> DistributedConfig:
+        if self.nproc_per_node != "auto" and self.nproc_per_node < 1:
+            raise ValueError("distributed.nproc_per_node must be 'auto' or an integer >= 1")
+        return self
+
+
 class TrainingConfig(StrictConfig):
-    """Optimiser, schedule and loop settings; the defaults are the seed project's (lr 3e-6, batch 128, 15 epochs)."""
+    """Optimiser, schedule and loop settings; the defaults are the seed project's (lr 3e-6, batch 128, 15 epochs).
+
+    `batch_size` is the global batch: on N processes each takes batch_size / N. `resume_from` is a resume
+    checkpoint directory or `latest` (the newest resumable checkpoint under `output_dir` for the same model and
+    labels). Resume checkpoints are written every `checkpoint_every_n_steps` optimiser steps (if set) and at each
+    epoch end; `keep_last_n` of them are kept besides `best/` and `last/`.
+    """
 
     epochs: int = Field(15, ge=1)
     batch_size: int = Field(128, ge=1)
@@ -128,10 +152,15 @@ class TrainingConfig(StrictConfig):
     augmentation: Literal["none", "light", "medium", "strong"] = "light"
     early_stopping_patience: int | None = Field(3, ge=1)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     num_workers: int = Field(2, ge=0)
     seed: int = 42
     output_dir: Path = DEFAULT_CACHE_DIR / "checkpoints"
+    distributed: DistributedConfig = DistributedConfig()
+    resume_from: Literal["latest"] | Path | None = None
+    checkpoint_every_n_steps: int | None = Field(None, ge=1)
+    keep_last_n: int = Field(1, ge=1)
+    compile: bool = False
 
 
 class EvaluationConfig(StrictConfig):
@@ -139,7 +168,7 @@ class EvaluationConfig(StrictConfig):
 
     split: Literal["val", "test"] = "test"
     batch_size: int = Field(128, ge=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     num_workers: int = Field(2, ge=0)
 
 
@@ -269,3 +298,9 @@ class DeploymentPipelineParameters(StrictConfig):
 
     deployment: DeploymentConfig = DeploymentConfig()
     serving: ServingConfig = ServingConfig()
+
+
+class MultiNodeTrainingParameters(TrainingPipelineParameters):
+    """The multi-node variant (pipelines/multinode_training.py): `nodes` must equal the train step's pod_count."""
+
+    nodes: int = Field(2, ge=1)

@@ -7,13 +7,24 @@ from typing import Literal
 
 import torch
 
+DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
 
-def resolve_device(choice: Literal["auto", "cpu", "cuda"]) -> torch.device:
-    """`auto` picks CUDA when present; asking for CUDA without one is an error, not a silent CPU run."""
+
+def mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def resolve_device(choice: DeviceChoice) -> torch.device:
+    """`auto` picks CUDA, then Apple's MPS, then CPU; asking for a missing accelerator is an error, not a CPU run."""
     if choice == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device: cuda was requested but no CUDA device is available; use device: auto or cpu.")
+    if choice == "mps" and not mps_available():
+        raise RuntimeError("device: mps was requested but Apple's MPS backend is not available; use auto or cpu.")
     if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if mps_available() else "cpu")
     return torch.device(choice)
 
 
@@ -30,7 +41,7 @@ class Precision:
 
 
 def resolve_precision(choice: Literal["auto", "fp32", "bf16", "fp16"], device: torch.device) -> Precision:
-    """AMP only on CUDA: bf16 where supported, else fp16 with a GradScaler; CPU trains in fp32."""
+    """AMP only on CUDA: bf16 where supported, else fp16 with a GradScaler; CPU and MPS train in fp32."""
     if device.type != "cuda" or choice == "fp32":
         if choice in ("bf16", "fp16") and device.type != "cuda":
             raise ValueError(f"precision: {choice} needs a CUDA device; use precision: auto or fp32 on CPU.")

@@ -107,14 +107,20 @@ class HarClipClassifier(nn.Module):
             logit_scale=float(self.logit_scale().detach()),
         )
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, state: dict[str, torch.Tensor] | None = None) -> Path:
         """Write `backbone/` (HF format: safetensors, tokenizer, image processor) and `har_clip.json`.
 
-        `backbone/` is a complete CLIP directory, so `load_backbone(dir / "backbone")` continues from it.
+        `backbone/` is a complete CLIP directory, so `load_backbone(dir / "backbone")` continues from it. `state` is
+        this classifier's full state dict when the live weights are sharded (FSDP consolidation).
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.clip.save_pretrained(directory / BACKBONE_DIR, safe_serialization=True)
+        clip_state = None
+        if state is not None:
+            clip_state = {
+                name.removeprefix("clip."): tensor for name, tensor in state.items() if name.startswith("clip.")
+            }
+        self.clip.save_pretrained(directory / BACKBONE_DIR, state_dict=clip_state)
         self.tokenizer.save_pretrained(directory / BACKBONE_DIR)
         config = self.preprocess_config
         CLIPImageProcessorPil(

@@ -60,9 +60,12 @@ class RunConfigError(ValueError):
     """The run config file is missing, not YAML, or has invalid or unknown keys."""
 
 
-def load_training_run_config(path: str | Path) -> TrainingPipelineParameters:
-    """Check the top-level keys and validate `parameters:`; the error lists every bad key with its dotted path."""
-    return load_run_config(path, TrainingPipelineParameters)
+def load_training_run_config(
+    path: str | Path, schema: type[TrainingPipelineParameters] = TrainingPipelineParameters
+) -> TrainingPipelineParameters:
+    """Check the top-level keys and validate `parameters:` against `schema`; the error lists every bad key with
+    its dotted path."""
+    return load_run_config(path, schema)
 
 
 def load_deployment_run_config(path: str | Path) -> DeploymentPipelineParameters:

@@ -30,14 +30,22 @@ class ComponentSpec(BaseModel):
     configuration: dict[str, Any] = {}
 
 
+class FlavorSpec(BaseModel):
+    """A custom flavor shipped in this repository, e.g. `stacks.local_process.LocalProcessStepOperatorFlavor`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    source: str
+
+
 class StackSpec(BaseModel):
-    """A stack file: its name, custom flavors (import paths of flavor classes) and, per ZenML component type, the
-    components to register."""
+    """A stack file: its name, custom flavors it needs, and per ZenML component type the components to register."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    flavors: list[str] = []
+    flavors: list[FlavorSpec] = []
     components: dict[str, list[ComponentSpec]]
 
 
@@ -57,7 +65,8 @@ def register_stack(spec: StackSpec, activate: bool = True) -> None:
     from zenml.enums import StackComponentType
 
     client = Client()
-    _ensure_flavors(client, spec.flavors)
+    for flavor in spec.flavors:
+        _ensure_flavor(client, StackComponentType(flavor.type), flavor.source)
     components: dict[StackComponentType, list[str]] = {}
     for type_name, specs in spec.components.items():
         component_type = StackComponentType(type_name)
@@ -79,16 +88,22 @@ def register_stack(spec: StackSpec, activate: bool = True) -> None:
         logger.info("Active stack: %r", spec.name)
 
 
-def _ensure_flavors(client: Any, sources: list[str]) -> None:
-    """Register the stack file's custom flavors (`zenml <type> flavor register <source>`), once."""
-    from zenml.models import FlavorFilter
+def _ensure_flavor(client: Any, component_type: Any, source: str) -> None:
+    """Register a custom flavor from its import path once (`zenml <type> flavor register SOURCE`).
+
+    The source is resolved against the project root, whichever directory `python -m stacks.register` ran from.
+    """
+    from zenml.stack.flavor import validate_flavor_source
     from zenml.utils import source_utils
 
-    for source in sources:
-        flavor = source_utils.load(source)()
-        if not client.zen_store.list_flavors(FlavorFilter(name=flavor.name, type=flavor.type)).items:
-            client.create_flavor(source=source, component_type=flavor.type)
-            logger.info("Registered %s flavor %r from %s", flavor.type.value, flavor.name, source)
+    source_utils.set_custom_source_root(str(STACKS_DIR.parent))
+
+    _, flavor = validate_flavor_source(source=source, component_type=component_type)
+    try:
+        client.get_flavor_by_name_and_type(flavor.name, component_type)
+    except KeyError:
+        client.create_flavor(source=source, component_type=component_type)
+        logger.info("Registered %s flavor %r from %s", component_type.value, flavor.name, source)
 
 
 def _ensure_component(client: Any, component_type: Any, spec: ComponentSpec) -> None:

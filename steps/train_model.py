@@ -1,5 +1,12 @@
-"""Step: fine-tune the classifier and return the best-epoch model."""
+"""Step: fine-tune the classifier and return the best-epoch model.
 
+With `training.distributed.strategy: none` the loop runs in this step's process; with `ddp`/`fsdp` this step
+launches torchrun workers and relays rank 0's per-epoch metrics to the experiment trackers as they arrive
+(the tracker runs belong to this process). Either way the outputs are the same typed artifacts.
+"""
+
+import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -8,8 +15,9 @@ from zenml import get_step_context, log_metadata, step
 from har_core.config import TrainingConfig
 from har_core.constants import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
 from har_core.dataset import DatasetManifest
+from har_core.launch import run_training
 from har_core.model import HarClipClassifier
-from har_core.training import EpochMetrics, TrainingResult, train_classifier
+from har_core.training import EpochMetrics, TrainingResult
 from steps import tracking
 
 
@@ -24,14 +32,11 @@ def train_model(
     def on_epoch_end(metrics: EpochMetrics) -> None:
         tracking.log_metrics(metrics.model_dump(exclude={"epoch"}), step=metrics.epoch)
 
-    model, result = train_classifier(
-        base_model,
-        dataset.split("train"),
-        dataset.split("val"),
-        training,
-        output_dir=Path(training.output_dir) / run_name,
-        on_epoch_end=on_epoch_end,
-    )
+    with tempfile.TemporaryDirectory(prefix="har-clip-job-") as job_dir:
+        model, result = run_training(
+            base_model, dataset, training, Path(training.output_dir) / run_name, Path(job_dir), on_epoch_end
+        )
+    log_metadata(metadata={"train_process_pid": os.getpid(), "world_size": result.world_size})
     log_metadata(
         metadata={"best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy},
         infer_artifact=True,

@@ -51,3 +51,14 @@ def test_serving_modules_import_no_torch():
         "assert not leaked, leaked[:5]\n"
     )
     subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, check=True)
+
+
+def test_torchrun_workers_import_no_experiment_tracker():
+    """Tracker runs belong to the step's process: workers hand metrics back as a file, never log themselves."""
+    script = (
+        "import sys\n"
+        "import har_core.worker, har_core.launch\n"
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in ('zenml', 'mlflow', 'wandb'))\n"
+        "assert not leaked, leaked\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, check=True)

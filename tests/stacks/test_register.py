@@ -2,6 +2,7 @@
 
 import click
 import pytest
+from zenml.enums import StackComponentType
 from zenml.models import FlavorFilter
 
 from stacks.register import ComponentSpec, StackSpec, load_stack_spec, register_stack
@@ -18,10 +19,10 @@ def test_local_stack_is_registered_idempotently(zenml_client):
         "artifact_store": ["local_artifact_store"],
         "experiment_tracker": ["mlflow_local"],
         "model_deployer": ["bentoml_local"],
+        "step_operator": ["local_process"],
     }
-    assert stack.components[next(k for k in stack.components if k.value == "model_deployer")][0].flavor_name == (
-        "har_bentoml"
-    )
+    assert stack.components[StackComponentType.STEP_OPERATOR][0].flavor_name == "local_process"
+    assert stack.components[StackComponentType.MODEL_DEPLOYER][0].flavor_name == "har_bentoml"
     assert len(zenml_client.zen_store.list_flavors(FlavorFilter(name="har_bentoml")).items) == 1
     assert zenml_client.active_stack_model.name == "local"
     assert [component.flavor_name for component in stack.components[next(iter(stack.components))]]

@@ -1,0 +1,55 @@
+"""One torchrun worker: `python -m har_core.worker JOB_DIR`.
+
+Reads the job the launcher wrote (base model in `HarClipClassifier.save` layout, manifest, training config),
+runs the ordinary `Trainer`, and on rank 0 appends each epoch's metrics to `metrics.jsonl` (the launching step
+relays them to its experiment trackers) and writes `result.json` last. `@record` puts an exception into
+torchrun's per-worker error file, so the launcher can fail with the worker's own message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from torch.distributed.elastic.multiprocessing.errors import record
+
+from har_core.checkpoint import write_json
+from har_core.dataset import DatasetManifest
+from har_core.job import TrainingJob
+from har_core.model import HarClipClassifier
+from har_core.training import EpochMetrics, Trainer
+
+
+def _configure_logging() -> None:
+    rank = int(os.environ.get("RANK", "0"))
+    level = logging.INFO if rank == 0 else logging.WARNING  # only rank 0 talks
+    logging.basicConfig(level=level, format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
+
+
+@record
+def main(job_dir: str) -> None:
+    _configure_logging()
+    job = TrainingJob.load(job_dir)
+    manifest = DatasetManifest.model_validate_json(Path(job.manifest).read_text())
+    model = HarClipClassifier.load(job.base_model)
+    trainer = Trainer(model, job.config, job.output_dir)
+    metrics_file = Path(job.metrics_file)
+
+    def relay(metrics: EpochMetrics) -> None:
+        with metrics_file.open("a") as handle:
+            handle.write(json.dumps(metrics.model_dump()) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    result = trainer.fit(manifest.split("train"), manifest.split("val"), on_epoch_end=relay)
+    if trainer.context.is_main:
+        write_json(Path(job.result_file), result.model_dump(mode="json"))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m har_core.worker JOB_DIR")
+    main(sys.argv[1])
