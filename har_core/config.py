@@ -49,17 +49,32 @@ class SplitConfig(StrictConfig):
         return self
 
 
+class DvcDataConfig(StrictConfig):
+    """A DVC-tracked `<path>/<label>/*` image folder as it was at git revision `rev` of `repo`.
+
+    `repo` is a local git repository or a git URL; `rev` a tag, branch or commit (None: the repository's HEAD);
+    `remote` the DVC remote to fetch from when the data is not in the repository's DVC cache (None: its default).
+    """
+
+    repo: str = "."
+    path: str = "data/har-images"
+    rev: str | None = None
+    remote: str | None = None
+
+
 class DataConfig(StrictConfig):
     """Where images come from and how they are split.
 
-    `huggingface` exports the HF dataset to `<cache_dir>/<dataset>/<label>/*.jpg` once; `folder` reads an
-    existing `<root>/<label>/*.jpg` tree; `synthetic` draws one under `cache_dir`. All three end in the same
-    image-folder manifest.
+    `huggingface` exports the HF dataset at `hf_revision` to `<cache_dir>/<dataset>-<split>@<commit>/<label>/*`
+    once; `folder` reads an existing `<root>/<label>/*.jpg` tree; `synthetic` draws one under `cache_dir`; `dvc`
+    fetches a DVC-tracked folder at a git revision (see `DvcDataConfig`). All end in the same manifest.
     """
 
-    source: Literal["huggingface", "folder", "synthetic"] = "huggingface"
+    source: Literal["huggingface", "folder", "synthetic", "dvc"] = "huggingface"
     hf_dataset: str = DEFAULT_HF_DATASET
     hf_split: str = "train"
+    hf_revision: str = "main"
+    dvc: DvcDataConfig = DvcDataConfig()
     root: Path | None = None
     cache_dir: Path = DEFAULT_CACHE_DIR / "data"
     labels: tuple[str, ...] = HAR_LABELS

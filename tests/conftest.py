@@ -17,6 +17,8 @@ os.environ["ZENML_CONFIG_PATH"] = str(_SESSION_HOME / "zenml")
 os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
 os.environ["ZENML_REPOSITORY_PATH"] = str(_SESSION_HOME / "no-repository")  # ignore a developer's .zen
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["HAR_CLIP_DATA_CACHE"] = str(_SESSION_HOME / "unpacked-data")  # datasets unpacked from artifacts
+os.environ["WANDB_DIR"] = str(_SESSION_HOME)  # offline W&B runs land in <session>/wandb/
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
