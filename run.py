@@ -64,16 +64,13 @@ def main(pipeline: str, config_path: Path | None, no_cache: bool) -> None:
 
 
 def _print_where_to_look(run) -> None:
-    """Point the user at the run's results: ZenML dashboard and the experiment tracker's store."""
+    """Point the user at the run's results: ZenML dashboard and each experiment tracker of the stack."""
+    from pipelines.tracker_links import tracker_pointers
+
     click.echo(f"\nPipeline run {run.name!r}: {run.status.value}.")
     click.echo("Browse runs and artifacts: zenml login --local   (the ZenML dashboard)")
-    tracking_uris = {
-        str(step.run_metadata["experiment_tracker_url"])
-        for step in run.steps.values()
-        if "experiment_tracker_url" in step.run_metadata
-    }
-    for uri in sorted(tracking_uris):
-        click.echo(f"Browse metrics and plots: mlflow ui --backend-store-uri {uri}")
+    for line in tracker_pointers(run):
+        click.echo(f"Browse metrics and plots in {line}")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,15 @@ from zenml.types import MarkdownString
 from har_core.config import EvaluationConfig
 from har_core.constants import CONFUSION_MATRIX_ARTIFACT, EVALUATION_REPORT_ARTIFACT, REPORT_MARKDOWN_ARTIFACT
 from har_core.dataset import DatasetManifest
-from har_core.evaluation import EvaluationReport, evaluate_classifier, report_markdown, write_report_files
+from har_core.evaluation import (
+    EvaluationReport,
+    evaluate_classifier,
+    per_class_rows,
+    report_markdown,
+    write_report_files,
+)
 from har_core.model import HarClipClassifier
-from har_core.plots import confusion_matrix_image
+from har_core.plots import confusion_matrix_image, per_class_image
 from steps import tracking
 
 
@@ -24,16 +30,20 @@ def evaluate_model(
     Annotated[Image.Image, CONFUSION_MATRIX_ARTIFACT],
     Annotated[MarkdownString, REPORT_MARKDOWN_ARTIFACT],
 ]:
-    """Metrics, confusion-matrix image and a markdown summary; also logged to the stack's experiment tracker."""
+    """Metrics, confusion-matrix image and a markdown summary; also logged to every experiment tracker of the stack."""
     name = get_step_context().step_run.name
     report = evaluate_classifier(model, dataset.split(evaluation.split), evaluation)
     image = confusion_matrix_image(report, title=f"{name}: {evaluation.split} accuracy {report.accuracy:.3f}")
     summary = report_markdown(report, title=f"{name} ({model.backbone_name})")
     tracking.log_metrics(report.headline_metrics(), prefix=f"{name}/")
     tracking.log_image(image, f"{name}/confusion_matrix.png")
+    tracking.log_image(per_class_image(report, title=f"{name}: per-class scores"), f"{name}/per_class.png")
+    tracking.log_table(per_class_rows(report), f"{name}/per_class_table")
+    tracking.log_text(summary, f"{name}/summary.md")
     with tempfile.TemporaryDirectory() as directory:
         for path in write_report_files(report, directory).values():
             tracking.log_text(path.read_text(), f"{name}/{path.name}")
+    tracking.record_run_locations()
     log_metadata(
         metadata={"metrics": report.headline_metrics()}, infer_artifact=True, artifact_name=EVALUATION_REPORT_ARTIFACT
     )

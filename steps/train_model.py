@@ -42,6 +42,8 @@ def train_model(
     for name, local in (("best", result.best_checkpoint), ("last", result.last_checkpoint)):
         io_utils.copy_dir(local, f"{stored}/{name}", overwrite=True)
     result = result.model_copy(update={"best_checkpoint": f"{stored}/best", "last_checkpoint": f"{stored}/last"})
+    tracking.log_metrics({"best_val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch})
+    tracking.record_run_locations()
     log_metadata(
         metadata={"best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy},
         infer_artifact=True,
