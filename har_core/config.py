@@ -163,3 +163,16 @@ class TrainingPipelineParameters(StrictConfig):
     classifier: ClassifierConfig = ClassifierConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+
+
+class PrepareConfig(StrictConfig):
+    """The `prepare:` block of params.yaml: which source the DVC `prepare` stage materialises, and where to."""
+
+    output: Path = Path("data/har-images")
+    data: DataConfig = DataConfig(source="synthetic")
+
+    @model_validator(mode="after")
+    def _source_is_materialisable(self) -> PrepareConfig:
+        if self.data.source == "dvc":
+            raise ValueError("prepare.data.source cannot be 'dvc': the prepare stage produces the DVC version")
+        return self
