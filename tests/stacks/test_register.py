@@ -99,3 +99,25 @@ def test_a_missing_environment_variable_is_named():
     with pytest.raises(click.ClickException, match="HAR_NO_SUCH_VARIABLE"):
         expand({"endpoint": "${HAR_NO_SUCH_VARIABLE}"}, {})
     assert expand(["${A:-x}", "${B}"], {"B": "y"}) == ["x", "y"]
+
+
+def test_gpu_cluster_registers_offline_with_every_component_and_no_credentials(zenml_client):
+    from click.testing import CliRunner
+    from zenml.cli.cli import cli
+
+    register_stack(load_stack_spec("gpu-cluster"), activate=False)
+    stack = zenml_client.get_stack("gpu-cluster")
+    flavors = {kind.value: sorted(c.flavor_name for c in found) for kind, found in stack.components.items()}
+    assert flavors == {
+        "orchestrator": ["kubernetes"],
+        "step_operator": ["kubernetes"],
+        "artifact_store": ["s3"],
+        "experiment_tracker": ["mlflow", "wandb"],
+        "container_registry": ["default"],
+        "image_builder": ["kaniko"],
+    }
+    mlflow_tracker = zenml_client.get_stack_component("experiment_tracker", "mlflow_cluster")
+    assert mlflow_tracker.configuration["tracking_password"] == "{{mlflow_cluster.password}}"
+    assert zenml_client.active_stack_model.name == "local"
+    described = CliRunner().invoke(cli, ["stack", "describe", "gpu-cluster"])
+    assert described.exit_code == 0 and "k8s_gpu_step_operator" in described.output
