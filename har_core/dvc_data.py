@@ -48,7 +48,7 @@ def resolve_dvc_version(config: DvcDataConfig) -> tuple[DvcVersion, object]:
     except RevError as error:
         raise DvcDataError(
             f"Git revision {config.rev!r} does not exist in {config.repo!r}. Available tags: "
-            f"{_tags(config.repo) or 'none'}. Set data.dvc.rev to one of them, a branch or a commit."
+            f"{', '.join(_tags(config.repo)) or 'none'}. Set data.dvc.rev to one of them, a branch or a commit."
         ) from error
     from dvc_data.index.index import DataIndexDirError
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from har_core.backbone import looks_like_local_path
 from har_core.config import TrainingPipelineParameters
+from har_core.dvc_data import DvcDataError, resolve_dvc_version
 from har_core.hub import ensure_hub_resource
 from har_core.sources import DatasetUnavailableError, hf_dataset_revision
 
@@ -35,4 +36,9 @@ def check_run_prerequisites(parameters: TrainingPipelineParameters) -> None:
         try:  # the export is keyed on the dataset's commit: resolving it proves the Hub or the HF cache answers
             hf_dataset_revision(data.hf_dataset, data.hf_revision)
         except DatasetUnavailableError as error:
+            raise PrerequisiteError(str(error)) from error
+    if data.source == "dvc":
+        try:  # a wrong tag or data pushed nowhere is known in a second, before any step starts
+            resolve_dvc_version(data.dvc)
+        except DvcDataError as error:
             raise PrerequisiteError(str(error)) from error

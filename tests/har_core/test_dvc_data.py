@@ -149,3 +149,15 @@ def test_training_reruns_for_a_new_dvc_version_only(zenml_client, dvc_repo, tmp_
     assert same.steps["load_dvc_data"].outputs[DATASET_ARTIFACT][0].run_metadata["fetched"] is False
     newer, _ = run_training(zenml_client, config("data-v2"))
     assert step_statuses(newer)["train_model"] == "completed"
+
+
+def test_run_stops_before_any_step_for_an_unknown_revision(dvc_repo, tmp_path):
+    from click.testing import CliRunner
+
+    import run
+    from tests.pipelines.pipeline_runs import tiny_config
+
+    config = tiny_config(tmp_path, source="dvc", dvc={"repo": str(dvc_repo), "rev": "data-v9"})
+    result = CliRunner().invoke(run.main, ["--config", str(config)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "data-v9" in result.output and "data-v1, data-v2, data-v3" in result.output
