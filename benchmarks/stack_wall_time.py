@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -24,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=PROJECT_ROOT / "configs" / "quickstart.yaml")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary ZenML/MLflow stores (path printed)")
     arguments = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="har-clip-stack-bench-"))
     os.environ.update(
@@ -62,6 +64,10 @@ def main() -> None:
     print("| --- | ---: | --- |")
     for name, seconds, status in rows:
         print(f"| {name} | {seconds:.1f} | {status} |")
+    if arguments.keep:
+        print(f"\nStores kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _warm_up(config_path: Path) -> None:
