@@ -49,18 +49,34 @@ class SplitConfig(StrictConfig):
         return self
 
 
+class DvcDataConfig(StrictConfig):
+    """A DVC-tracked `<path>/<label>/*` image folder as it was at git revision `rev` of `repo`.
+
+    `repo` is a local git repository or a git URL; `rev` a tag, branch or commit (None: the repository's HEAD);
+    `remote` the DVC remote to fetch from when the data is not in the repository's DVC cache (None: its default).
+    """
+
+    repo: str = "."
+    path: str = "data/har-images"
+    rev: str | None = None
+    remote: str | None = None
+
+
 class DataConfig(StrictConfig):
     """Where images come from and how they are split.
 
-    `huggingface` exports the HF dataset to `<cache_dir>/<dataset>/<label>/*.jpg` once; `folder` reads an
-    existing `<root>/<label>/*` or pre-split `<root>/{train,val,test}/<label>/*` tree; `synthetic` draws one under
-    `cache_dir`. All three end in the same image-folder manifest (see har_core.data_check). `labels` left unset
-    means the labels that have images, in canonical order; a list forces that label set.
+    `huggingface` exports the HF dataset at `hf_revision` to `<cache_dir>/<dataset>-<split>@<commit>/<label>/*`
+    once; `folder` reads an existing `<root>/<label>/*` or pre-split `<root>/{train,val,test}/<label>/*` tree;
+    `synthetic` draws one under `cache_dir`; `dvc` fetches a DVC-tracked folder at a git revision (see
+    `DvcDataConfig`). All end in the same manifest (see har_core.data_check). `labels` left unset means the labels
+    that have images, in canonical order; a list forces that label set.
     """
 
-    source: Literal["huggingface", "folder", "synthetic"] = "huggingface"
+    source: Literal["huggingface", "folder", "synthetic", "dvc"] = "huggingface"
     hf_dataset: str = DEFAULT_HF_DATASET
     hf_split: str = "train"
+    hf_revision: str = "main"
+    dvc: DvcDataConfig = DvcDataConfig()
     root: Path | None = None
     cache_dir: Path = DEFAULT_CACHE_DIR / "data"
     labels: tuple[str, ...] | None = None  # None: the labels present in the data, in HAR_LABELS order
@@ -304,3 +320,16 @@ class MultiNodeTrainingParameters(TrainingPipelineParameters):
     """The multi-node variant (pipelines/multinode_training.py): `nodes` must equal the train step's pod_count."""
 
     nodes: int = Field(2, ge=1)
+
+
+class PrepareConfig(StrictConfig):
+    """The `prepare:` block of params.yaml: which source the DVC `prepare` stage materialises, and where to."""
+
+    output: Path = Path("data/har-images")
+    data: DataConfig = DataConfig(source="synthetic")
+
+    @model_validator(mode="after")
+    def _source_is_materialisable(self) -> PrepareConfig:
+        if self.data.source == "dvc":
+            raise ValueError("prepare.data.source cannot be 'dvc': the prepare stage produces the DVC version")
+        return self

@@ -6,6 +6,8 @@ pass a small JSON artifact around instead of re-reading the source.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 from collections import Counter
@@ -28,14 +30,21 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".
 
 
 class ImageRecord(BaseModel):
+    """One image: its path (relative to the manifest's root once in a manifest), label index and content hash."""
+
     model_config = ConfigDict(frozen=True)
 
     path: str
     label: int
+    sha256: str | None = None
 
 
 class DatasetManifest(BaseModel):
-    """Labels plus the images of each split; paths are absolute so any process on this machine can read them."""
+    """Labels plus the images of each split, with what the data *is*: a sha256 per file and the source's revision.
+
+    Record paths are relative to `root`, the folder that holds the images on the machine that reads them: the
+    artifact store carries the images between steps and sets `root` where it unpacked them (steps.materializers).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -45,9 +54,26 @@ class DatasetManifest(BaseModel):
     val: list[ImageRecord]
     test: list[ImageRecord]
     skipped: list[str] = []
+    source: str = ""
+    revision: str = ""
 
     def split(self, name: Literal["train", "val", "test"]) -> list[ImageRecord]:
-        return list(getattr(self, name))
+        """The split's records with paths resolved against `root`, ready to open."""
+        root = Path(self.root)
+        return [record.model_copy(update={"path": str(root / record.path)}) for record in getattr(self, name)]
+
+    def all_records(self) -> list[ImageRecord]:
+        """Every record of every split as stored (relative paths)."""
+        return [*self.train, *self.val, *self.test]
+
+    def fingerprint(self) -> str:
+        """sha256 over labels, splits, relative paths and file hashes: equal exactly when the data is equal.
+
+        The revision and the machine-specific `root` are left out, so an unchanged dataset reached through
+        another revision or folder still hits the cache, and any changed byte misses it.
+        """
+        content = self.model_dump(mode="json", include={"labels", "train", "val", "test"})
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     def class_counts(self) -> dict[str, dict[str, int]]:
         """Images per label in each split, for logs and dashboards."""
@@ -79,6 +105,26 @@ def scan_image_folder(root: str | Path, labels: Sequence[str]) -> list[ImageReco
     if not records:
         raise ValueError(f"Image folder {str(root)!r} holds no images (expected <root>/<label>/*.jpg).")
     return records
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint_records(records: Sequence[ImageRecord], root: str | Path) -> list[ImageRecord]:
+    """Records made relative to `root` (POSIX separators) with the sha256 of each file."""
+    root = Path(root).resolve()
+    return [
+        ImageRecord(
+            path=Path(record.path).relative_to(root).as_posix(), label=record.label, sha256=file_sha256(record.path)
+        )
+        for record in records
+    ]
 
 
 def load_image(path: str | Path) -> Image.Image:

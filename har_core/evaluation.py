@@ -226,6 +226,24 @@ def write_report_files(report: EvaluationReport, directory: str | Path) -> dict[
     return {"json": json_path, "csv": csv_path}
 
 
+def per_class_rows(report: EvaluationReport) -> list[dict[str, float | str]]:
+    """One row per class (precision, recall, f1, accuracy, support), for tracker tables."""
+    rows = []
+    for label in report.labels:
+        row = report.classification_report.get(label, {})
+        rows.append(
+            {
+                "class": label,
+                "precision": row.get("precision", 0.0),
+                "recall": row.get("recall", 0.0),
+                "f1": row.get("f1-score", 0.0),
+                "accuracy": report.per_class_accuracy[label],
+                "support": int(row.get("support", 0)),
+            }
+        )
+    return rows
+
+
 def load_report(path: str | Path) -> EvaluationReport:
     return EvaluationReport(**json.loads(Path(path).read_text()))
 

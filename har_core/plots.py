@@ -41,3 +41,23 @@ def confusion_matrix_image(report: EvaluationReport, title: str = "") -> Image.I
     plt.close(figure)
     buffer.seek(0)
     return Image.open(buffer).convert("RGB")
+
+
+def per_class_image(report: EvaluationReport, title: str = "") -> Image.Image:
+    """Precision, recall and F1 per class as grouped horizontal bars, one PIL image."""
+    names = [label.replace("_", " ") for label in report.labels]
+    rows = [report.classification_report.get(label, {}) for label in report.labels]
+    positions = np.arange(len(names))
+    figure, axis = plt.subplots(figsize=(8, max(3.0, 0.45 * len(names) + 1)), constrained_layout=True)
+    for offset, key in zip((-0.27, 0.0, 0.27), ("precision", "recall", "f1-score"), strict=True):
+        axis.barh(positions + offset, [row.get(key, 0.0) for row in rows], height=0.25, label=key)
+    axis.set_yticks(positions, names, fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlim(0, 1)
+    axis.legend(loc="lower right", fontsize=8)
+    axis.set_title(title or f"{report.split} split: per-class precision, recall and F1")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from har_core.backbone import looks_like_local_path
 from har_core.config import TrainingPipelineParameters
+from har_core.dvc_data import DvcDataError, resolve_dvc_version
 from har_core.hub import ensure_hub_resource
-from har_core.sources import EXPORT_DONE_MARKER, hf_export_root
+from har_core.sources import DatasetUnavailableError, hf_dataset_revision
 
 OFFLINE_HINT = (
     "For an offline run use the quick path: python run.py --pipeline training --config configs/quickstart.yaml"
@@ -31,9 +32,13 @@ def check_run_prerequisites(parameters: TrainingPipelineParameters) -> None:
             "model",
             f"{OFFLINE_HINT}, or set classifier.backbone to a local directory holding the model.",
         )
-    if data.source == "huggingface" and not (hf_export_root(data) / EXPORT_DONE_MARKER).is_file():
-        ensure_hub_resource(
-            data.hf_dataset,
-            "dataset",
-            f"{OFFLINE_HINT}, or set data.source: folder with data.root pointing at a <root>/<label>/*.jpg tree.",
-        )
+    if data.source == "huggingface":
+        try:  # the export is keyed on the dataset's commit: resolving it proves the Hub or the HF cache answers
+            hf_dataset_revision(data.hf_dataset, data.hf_revision)
+        except DatasetUnavailableError as error:
+            raise PrerequisiteError(str(error)) from error
+    if data.source == "dvc":
+        try:  # a wrong tag or data pushed nowhere is known in a second, before any step starts
+            resolve_dvc_version(data.dvc)
+        except DvcDataError as error:
+            raise PrerequisiteError(str(error)) from error

@@ -70,17 +70,12 @@ def summary_lines(run: PipelineRunResponse) -> list[str]:
 def tracker_lines(run: PipelineRunResponse) -> list[str]:
     """One pointer per place that holds this run's records: the ZenML dashboard, then each experiment tracker.
 
-    MLflow only for now; cached steps point at the MLflow runs of the steps that computed their outputs.
+    Cached steps point at the tracker runs of the steps that computed their outputs.
     """
+    from pipelines.tracker_links import pointers_from_metadata
+
     lines = [f"ZenML: zenml login --local, then runs > {run.name} (stop it with zenml logout --local)"]
-    stores: dict[str, list[str]] = {}
-    for name, step in run.steps.items():
-        metadata = _origin(step).run_metadata
-        if "experiment_tracker_url" in metadata:
-            stores.setdefault(str(metadata["experiment_tracker_url"]), []).append(name)
-    for uri, names in sorted(stores.items()):
-        lines.append(f"MLflow: mlflow ui --backend-store-uri {uri}  (steps {', '.join(names)}; answers after ~40 s)")
-    return lines
+    return lines + pointers_from_metadata(_origin(step).run_metadata for step in run.steps.values())
 
 
 def failure_lines(run: PipelineRunResponse) -> list[str]:

@@ -18,6 +18,7 @@ from steps import (
     export_model,
     load_base_model,
     load_data,
+    load_dvc_data,
     promote_model,
     train_model,
 )
@@ -33,8 +34,9 @@ def training_pipeline(
     benchmark: BenchmarkConfig,
     promotion: PromotionConfig,
 ) -> None:
-    """Wiring only; every setting comes from the run config's `parameters:` block."""
-    dataset = load_data(data=data)
+    """Wiring only; every setting comes from the run config's `parameters:` block (`data.source: dvc` picks the
+    DVC step)."""
+    dataset = load_dvc_data(data=data) if data.source == "dvc" else load_data(data=data)
     base_model = load_base_model(classifier=classifier, dataset=dataset)
     evaluate_model(model=base_model, dataset=dataset, evaluation=evaluation, id=ZERO_SHOT_EVALUATION_STEP)
     trained_model, _ = train_model(base_model=base_model, dataset=dataset, training=training)

@@ -6,6 +6,7 @@ from steps.evaluate_model import evaluate_model
 from steps.export_model import export_model
 from steps.load_base_model import load_base_model
 from steps.load_data import load_data
+from steps.load_dvc_data import load_dvc_data
 from steps.promote_model import promote_model
 from steps.train_model import train_model
 
@@ -15,6 +16,7 @@ __all__ = [
     "export_model",
     "load_base_model",
     "load_data",
+    "load_dvc_data",
     "promote_model",
     "train_model",
 ]

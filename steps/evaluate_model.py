@@ -19,11 +19,12 @@ from har_core.evaluation import (
     EvaluationPredictions,
     EvaluationReport,
     evaluate_with_predictions,
+    per_class_rows,
     report_markdown,
     write_report_files,
 )
 from har_core.model import HarClipClassifier
-from har_core.plots import confusion_matrix_image
+from har_core.plots import confusion_matrix_image, per_class_image
 from steps import tracking
 
 
@@ -36,17 +37,21 @@ def evaluate_model(
     Annotated[MarkdownString, REPORT_MARKDOWN_ARTIFACT],
     Annotated[EvaluationPredictions, EVALUATION_PREDICTIONS_ARTIFACT],
 ]:
-    """Metrics, confusion-matrix image, a markdown summary (also logged to the stack's experiment tracker) and every
-    image's prediction (the viewer's mistakes page reads them)."""
+    """Metrics, confusion-matrix image, a markdown summary (also logged to every experiment tracker of the stack) and
+    every image's prediction (the viewer's mistakes page reads them)."""
     name = get_step_context().step_run.name
     report, predictions = evaluate_with_predictions(model, dataset.split(evaluation.split), evaluation, dataset.labels)
     image = confusion_matrix_image(report, title=f"{name}: {evaluation.split} accuracy {report.accuracy:.3f}")
     summary = report_markdown(report, title=f"{name} ({model.backbone_name})")
     tracking.log_metrics(report.headline_metrics(), prefix=f"{name}/")
     tracking.log_image(image, f"{name}/confusion_matrix.png")
+    tracking.log_image(per_class_image(report, title=f"{name}: per-class scores"), f"{name}/per_class.png")
+    tracking.log_table(per_class_rows(report), f"{name}/per_class_table")
+    tracking.log_text(summary, f"{name}/summary.md")
     with tempfile.TemporaryDirectory() as directory:
         for path in write_report_files(report, directory).values():
             tracking.log_text(path.read_text(), f"{name}/{path.name}")
+    tracking.record_run_locations()
     log_metadata(
         metadata={"metrics": report.headline_metrics()}, infer_artifact=True, artifact_name=EVALUATION_REPORT_ARTIFACT
     )

@@ -14,15 +14,16 @@ from har_core.sources import build_manifest
 def load_data(data: DataConfig) -> Annotated[DatasetManifest, DATASET_ARTIFACT]:
     """Build (or reuse) the image folder for `data.source`, check every image, and split it.
 
-    Never cached: images may have been added or removed under an unchanged config. Later steps still hit the
-    cache, because ZenML keys them on the manifest's content hash (the list of paths, labels and splits), so
-    they re-run only when that list changes; an image edited in place under the same name does not count.
+    Never cached: images may have been added, removed or edited under an unchanged config. Later steps still
+    hit the cache, because ZenML keys them on the manifest's fingerprint (paths, labels, splits and each file's
+    sha256), so they re-run exactly when the data changed. The images travel inside the artifact.
     """
     manifest = build_manifest(data)
     log_metadata(
         metadata={
             "source": data.source,
-            "root": manifest.root,
+            "revision": manifest.revision,
+            "fingerprint": manifest.fingerprint(),
             "images": {name: len(manifest.split(name)) for name in ("train", "val", "test")},
             "skipped_images": len(manifest.skipped),
             "class_counts": manifest.class_counts(),

@@ -1,4 +1,6 @@
-"""ZenML materializers for `HarClipClassifier` and `ExportBundle`: their own files on disk, never pickle."""
+"""ZenML materializers, never pickle: the classifier as its own safetensors + JSON directory, the export bundle's
+directory tree, and the dataset manifest together with its images, so every step reads data through the artifact
+store, wherever it runs."""
 
 from __future__ import annotations
 
@@ -6,11 +8,17 @@ import os
 from typing import Any, ClassVar
 
 from zenml.enums import ArtifactType
+from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.utils import io_utils
 
+from har_core.dataset import DatasetManifest
+from har_core.dataset_archive import unpacked, write_archive
 from har_core.export_manifest import ExportBundle
 from har_core.model import MODEL_CARD_FILE, HarClipClassifier
+
+MANIFEST_FILE = "manifest.json"
+IMAGES_ARCHIVE = "images.tar"
 
 
 class HarClipClassifierMaterializer(BaseMaterializer):
@@ -61,4 +69,39 @@ class ExportBundleMaterializer(BaseMaterializer):
         return {
             "deployable_formats": ", ".join(data.deployable_formats()) or "none",
             **{f"format/{name}": status.message for name, status in data.formats.items()},
+        }
+
+
+class DatasetManifestMaterializer(BaseMaterializer):
+    """`manifest.json` (relative paths, sha256 per file, no machine path) plus `images.tar` in the artifact store.
+
+    Loading unpacks the images once per machine and fingerprint (har_core.dataset_archive) and points `root`
+    there. The content hash is the manifest's fingerprint, so ZenML's cache misses exactly when a byte changed.
+    """
+
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (DatasetManifest,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+
+    def load(self, data_type: type[Any]) -> DatasetManifest:
+        with fileio.open(os.path.join(self.uri, MANIFEST_FILE), "r") as handle:
+            stored = DatasetManifest.model_validate_json(handle.read())
+        archive_uri = os.path.join(self.uri, IMAGES_ARCHIVE)
+        return unpacked(stored, lambda local: fileio.copy(archive_uri, str(local), overwrite=True))
+
+    def save(self, data: DatasetManifest) -> None:
+        with fileio.open(os.path.join(self.uri, MANIFEST_FILE), "w") as handle:
+            handle.write(data.model_copy(update={"root": ""}).model_dump_json())
+        with self.get_temporary_directory(delete_at_exit=True) as local_dir:
+            archive = write_archive(data, os.path.join(local_dir, IMAGES_ARCHIVE))
+            fileio.copy(str(archive), os.path.join(self.uri, IMAGES_ARCHIVE), overwrite=True)
+
+    def compute_content_hash(self, data: DatasetManifest) -> str:
+        return data.fingerprint()
+
+    def extract_metadata(self, data: DatasetManifest) -> dict[str, Any]:
+        return {
+            "fingerprint": data.fingerprint(),
+            "source": data.source,
+            "revision": data.revision,
+            "num_images": len(data.all_records()),
         }

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Annotated
 
 from zenml import get_step_context, log_metadata, step
+from zenml.client import Client
+from zenml.utils import io_utils
 
 from har_core.config import TrainingConfig
 from har_core.constants import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
@@ -25,7 +27,11 @@ from steps import tracking
 def train_model(
     base_model: HarClipClassifier, dataset: DatasetManifest, training: TrainingConfig
 ) -> tuple[Annotated[HarClipClassifier, TRAINED_MODEL_ARTIFACT], Annotated[TrainingResult, TRAINING_RESULT_ARTIFACT]]:
-    """Train on the manifest's train split, early-stopping on val accuracy; checkpoints go under a per-run folder."""
+    """Train on the manifest's train split, early-stopping on val accuracy.
+
+    Checkpoints are written locally under `training.output_dir/<run>` while training, then copied to the artifact
+    store (`<store>/checkpoints/<run>/{best,last}`), so they outlive the machine that trained.
+    """
     run_name = get_step_context().pipeline_run.name
     tracking.log_params(training.model_dump(mode="json"))
 
@@ -37,6 +43,12 @@ def train_model(
             base_model, dataset, training, Path(training.output_dir) / run_name, Path(job_dir), on_epoch_end
         )
     log_metadata(metadata={"train_process_pid": os.getpid(), "world_size": result.world_size})
+    stored = f"{Client().active_stack.artifact_store.path.rstrip('/')}/checkpoints/{run_name}"
+    for name, local in (("best", result.best_checkpoint), ("last", result.last_checkpoint)):
+        io_utils.copy_dir(local, f"{stored}/{name}", overwrite=True)
+    result = result.model_copy(update={"best_checkpoint": f"{stored}/best", "last_checkpoint": f"{stored}/last"})
+    tracking.log_metrics({"best_val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch})
+    tracking.record_run_locations()
     log_metadata(
         metadata={"best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy},
         infer_artifact=True,

@@ -77,3 +77,27 @@ def test_export_keeps_the_original_bytes_and_reports_corrupt_rows(tmp_path):
 
     with pytest.raises(InvalidImageError, match="000001.jpg"):
         check_images(scan_image_folder(root, ["calling", "running"]), "error")
+
+
+def test_hf_export_is_keyed_on_the_dataset_revision(tmp_path):
+    source = _local_hub_dataset(tmp_path / "hub", per_label=8)
+    config = DataConfig(source="huggingface", hf_dataset=str(source), cache_dir=tmp_path / "cache")
+    first = build_manifest(config)
+    assert first.revision.startswith(f"hf:{source}@local-") and all(r.sha256 for r in first.all_records())
+    again = build_manifest(config)
+    assert again.revision == first.revision and again.fingerprint() == first.fingerprint()
+    (source / "data" / "train-00000-of-00001.parquet").unlink()  # a new revision of the dataset
+    _local_hub_dataset(tmp_path / "hub2", per_label=10)
+    (tmp_path / "hub2" / "data" / "train-00000-of-00001.parquet").rename(source / "data" / "train-0.parquet")
+    newer = build_manifest(config)
+    assert newer.revision != first.revision and newer.root != first.root
+    assert len(newer.all_records()) == 15 * 10 and newer.fingerprint() != first.fingerprint()
+
+
+def test_an_export_of_another_revision_is_redone_not_reused(tmp_path):
+    source = _local_hub_dataset(tmp_path / "hub", per_label=2)
+    root = export_hf_dataset(str(source), "train", tmp_path / "out", HAR_LABELS, revision="aaa")
+    (root / "calling" / "stale.jpg").write_bytes(b"from another revision")
+    export_hf_dataset(str(source), "train", root, HAR_LABELS, revision="bbb")
+    assert not (root / "calling" / "stale.jpg").exists()
+    assert (root / EXPORT_DONE_MARKER).read_text() == "bbb"

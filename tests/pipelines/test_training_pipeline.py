@@ -137,7 +137,7 @@ def test_mlflow_reads_the_logged_metrics_back(quickstart_run):
     quickstart_run, _ = quickstart_run
     train_step = quickstart_run.steps["train_model"]
     metadata = train_step.run_metadata
-    client = mlflow.MlflowClient(tracking_uri=str(metadata["experiment_tracker_url"]))
+    client = mlflow.MlflowClient(tracking_uri=str(metadata["mlflow_tracking_uri"]))
     result = train_step.outputs[TRAINING_RESULT_ARTIFACT][0].load()
     history = client.get_metric_history(metadata["mlflow_run_id"], "val_accuracy")
     assert [point.value for point in sorted(history, key=lambda p: p.step)] == pytest.approx(

@@ -1,0 +1,83 @@
+"""Pack a manifest's images into one tar and unpack it where a step runs, so the data travels with the artifact.
+
+A manifest names images relative to its root; on a cluster every step runs in its own pod, where the folder
+`load_data` read does not exist. The dataset artifact therefore carries the images (one uncompressed tar: JPEGs
+are already compressed, and one object moves faster through an object store than thousands), and every reader
+unpacks it once per machine into a local cache keyed by the manifest's fingerprint, checking each file's sha256.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from har_core.dataset import DatasetManifest, file_sha256
+
+logger = logging.getLogger(__name__)
+
+CACHE_ENV_VAR = "HAR_CLIP_DATA_CACHE"
+COMPLETE_MARKER = ".unpacked"
+
+
+class DatasetIntegrityError(RuntimeError):
+    """A file that arrived differs from the one the manifest describes (its sha256 does not match)."""
+
+
+def local_data_cache() -> Path:
+    """Where unpacked datasets live on this machine: `$HAR_CLIP_DATA_CACHE`, else the system temp folder."""
+    return Path(os.environ.get(CACHE_ENV_VAR) or Path(tempfile.gettempdir()) / "har-clip-data")
+
+
+def write_archive(manifest: DatasetManifest, archive: str | Path) -> Path:
+    """Write every record's file (read from `manifest.root`) into `archive` under its relative path."""
+    root = Path(manifest.root)
+    with tarfile.open(archive, "w") as tar:
+        for record in manifest.all_records():
+            tar.add(root / record.path, arcname=record.path, recursive=False)
+    return Path(archive)
+
+
+def unpacked(manifest: DatasetManifest, fetch_archive: Callable[[Path], None]) -> DatasetManifest:
+    """The manifest with `root` at a local folder holding its images, fetching the archive only on a cache miss.
+
+    `fetch_archive(path)` copies the archive to the local `path` (from the artifact store, for example).
+    """
+    target = local_data_cache() / manifest.fingerprint()
+    if not (target / COMPLETE_MARKER).is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=target.parent))
+        try:
+            archive = staging / "images.tar"
+            fetch_archive(archive)
+            with tarfile.open(archive) as tar:
+                tar.extractall(staging / "images", filter="data")
+            archive.unlink()
+            verify_files(manifest, staging / "images")
+            (staging / "images" / COMPLETE_MARKER).touch()
+            try:
+                (staging / "images").rename(target)
+            except OSError:  # another process finished first; its copy is equally verified
+                logger.debug("Dataset %s was unpacked concurrently; using that copy", target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        logger.info("Unpacked %d images to %s", len(manifest.all_records()), target)
+    return manifest.model_copy(update={"root": str(target)})
+
+
+def verify_files(manifest: DatasetManifest, root: str | Path) -> None:
+    """Every record's file under `root` must exist and match its sha256; the first that does not is named."""
+    root = Path(root)
+    for record in manifest.all_records():
+        path = root / record.path
+        if not path.is_file():
+            raise DatasetIntegrityError(f"Dataset file {record.path!r} is missing under {str(root)!r}.")
+        if record.sha256 is not None and file_sha256(path) != record.sha256:
+            raise DatasetIntegrityError(
+                f"Dataset file {record.path!r} does not match its manifest sha256 {record.sha256[:12]}…: "
+                "it changed after the manifest was written or was damaged in transit."
+            )
