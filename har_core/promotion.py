@@ -5,7 +5,6 @@ Pure logic (no ZenML): the promote step gathers the two reports, this module dec
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,8 +100,7 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
 
 
 def data_version(manifest) -> str:
-    """The dataset's version: its own fingerprint when the manifest has one, else a hash of its content."""
-    fingerprint = getattr(manifest, "fingerprint", None)
-    if fingerprint:
-        return str(fingerprint)
-    return "sha256:" + hashlib.sha256(manifest.model_dump_json().encode()).hexdigest()[:16]
+    """The dataset's version: its content fingerprint (every file's sha256 and the splits), after the source's
+    revision (DVC tag, HF commit, synthetic settings) when it has one."""
+    fingerprint = "sha256:" + manifest.fingerprint()[:16]
+    return f"{manifest.revision} {fingerprint}" if manifest.revision else fingerprint
