@@ -107,26 +107,6 @@ def scan_image_folder(root: str | Path, labels: Sequence[str]) -> list[ImageReco
     return records
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def fingerprint_records(records: Sequence[ImageRecord], root: str | Path) -> list[ImageRecord]:
-    """Records made relative to `root` (POSIX separators) with the sha256 of each file."""
-    root = Path(root).resolve()
-    return [
-        ImageRecord(
-            path=Path(record.path).relative_to(root).as_posix(), label=record.label, sha256=file_sha256(record.path)
-        )
-        for record in records
-    ]
-
-
 def load_image(path: str | Path) -> Image.Image:
     """Decode an image fully, raising `InvalidImageError` that names the file when it cannot be read."""
     return open_image(path)

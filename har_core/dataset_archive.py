@@ -16,7 +16,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from har_core.dataset import DatasetManifest, file_sha256
+from har_core.dataset import DatasetManifest
+from har_core.hashing import file_sha256
 
 logger = logging.getLogger(__name__)
 

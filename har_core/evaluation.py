@@ -227,7 +227,7 @@ def write_report_files(report: EvaluationReport, directory: str | Path) -> dict[
 
 
 def per_class_rows(report: EvaluationReport) -> list[dict[str, float | str]]:
-    """One row per class (precision, recall, f1, accuracy, support), for tracker tables."""
+    """One row per class (precision, recall, f1, support), for tracker tables; per-class accuracy is the recall."""
     rows = []
     for label in report.labels:
         row = report.classification_report.get(label, {})
@@ -237,7 +237,6 @@ def per_class_rows(report: EvaluationReport) -> list[dict[str, float | str]]:
                 "precision": row.get("precision", 0.0),
                 "recall": row.get("recall", 0.0),
                 "f1": row.get("f1-score", 0.0),
-                "accuracy": report.per_class_accuracy[label],
                 "support": int(row.get("support", 0)),
             }
         )

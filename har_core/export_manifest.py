@@ -7,7 +7,6 @@ one such directory per format plus `exports.json` saying which formats passed th
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -15,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from har_core.config import ExportFormatName, ParityThresholds
+from har_core.hashing import file_sha256
 from har_core.model_card import HarClipModelCard
 from har_core.transform import PreprocessConfig
 
@@ -149,7 +149,7 @@ class ExportManifest(BaseModel):
             path = Path(directory) / entry.path
             if not path.is_file():
                 raise ExportError(f"{self.format} export in {str(directory)!r}: {role} file {entry.path} is missing.")
-            digest = sha256_file(path)
+            digest = file_sha256(path)
             if digest != entry.sha256:
                 raise ExportError(
                     f"{self.format} export in {str(directory)!r}: {entry.path} has sha256 {digest[:12]}…, the "
@@ -202,17 +202,9 @@ class ExportBundle(BaseModel):
         return cls.model_validate({**_read_json(path), "root": str(Path(root))})
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def describe_file(directory: str | Path, relative: str) -> ExportedFile:
     path = Path(directory) / relative
-    return ExportedFile(path=relative, sha256=sha256_file(path), size_bytes=path.stat().st_size)
+    return ExportedFile(path=relative, sha256=file_sha256(path), size_bytes=path.stat().st_size)
 
 
 def _read_json(path: Path) -> dict:

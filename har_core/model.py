@@ -122,15 +122,19 @@ class HarClipClassifier(nn.Module):
             }
         self.clip.save_pretrained(directory / BACKBONE_DIR, state_dict=clip_state)
         self.tokenizer.save_pretrained(directory / BACKBONE_DIR)
+        self.save_image_processor(directory / BACKBONE_DIR)
+        self.model_card().save(directory)
+        return directory
+
+    def save_image_processor(self, directory: str | Path) -> None:
+        """`preprocessor_config.json` matching this model's preprocessing, so HF loaders rebuild the same transform."""
         config = self.preprocess_config
         CLIPImageProcessorPil(
             size={"shortest_edge": config.resize_shortest_edge},
             crop_size={"height": config.crop_size, "width": config.crop_size},
             image_mean=list(config.mean),
             image_std=list(config.std),
-        ).save_pretrained(directory / BACKBONE_DIR)
-        self.model_card().save(directory)
-        return directory
+        ).save_pretrained(directory)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> HarClipClassifier:

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from har_core.config import PrepareConfig
-from har_core.dataset import check_images, file_sha256, scan_image_folder
+from har_core.data_check import plan_image_folder
 from har_core.sources import image_folder_for
 
 logger = logging.getLogger(__name__)
@@ -26,19 +26,22 @@ MANIFEST_CSV = "manifest.csv"
 
 
 def prepare_dataset(config: PrepareConfig) -> Path:
-    """Copy every readable image of the source into a fresh `config.output` and write its manifest."""
+    """Copy every readable image of the source (flat or pre-split layout, as the data check reads it) into a fresh
+    `config.output` and write its manifest."""
     data = config.data
     source_root, _ = image_folder_for(data)
     source_root = source_root.resolve()
-    records, skipped = check_images(scan_image_folder(source_root, data.labels), data.on_corrupt)
+    plan = plan_image_folder(source_root, data)  # the same checks as a training run; any problem stops here
+    images = sorted((image for split in plan.splits.values() for image in split), key=lambda image: image.path)
     output = Path(config.output)
     shutil.rmtree(output, ignore_errors=True)
     rows = []
-    for record in records:
-        relative = Path(record.path).relative_to(source_root)
+    for image in images:
+        relative = Path(image.path).resolve().relative_to(source_root)
         (output / relative.parent).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(record.path, output / relative)
-        rows.append((relative.as_posix(), data.labels[record.label], file_sha256(output / relative)))
+        shutil.copyfile(image.path, output / relative)
+        rows.append((relative.as_posix(), plan.labels[image.label], image.sha256))
+    skipped = plan.skipped
     with (output / MANIFEST_CSV).open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "label", "sha256"])

@@ -15,7 +15,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from pydantic import BaseModel
-from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
+from transformers import CLIPModel, CLIPTokenizer
 
 from har_core.evaluation import EvaluationReport
 from har_core.model import HarClipClassifier
@@ -52,13 +52,7 @@ def write_hub_folder(
     clip.config.label2id = {label: index for index, label in enumerate(model.labels)}
     clip.save_pretrained(directory, safe_serialization=True)
     model.tokenizer.save_pretrained(directory)
-    config = model.preprocess_config
-    CLIPImageProcessorPil(
-        size={"shortest_edge": config.resize_shortest_edge},
-        crop_size={"height": config.crop_size, "width": config.crop_size},
-        image_mean=list(config.mean),
-        image_std=list(config.std),
-    ).save_pretrained(directory)
+    model.save_image_processor(directory)
     model.model_card().save(directory)
     (directory / TRAINING_CONFIG_FILE).write_text(json.dumps(dict(training_config), indent=2, default=str))
     build_model_card(model, report, training_config, repo_id, dataset_name).save(directory / "README.md")

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from har_core.config import DataConfig, SyntheticDataConfig
 from har_core.data_check import DataPlan, local_image_folder, plan_image_folder
-from har_core.dataset import DatasetManifest, ImageRecord, file_sha256
+from har_core.dataset import DatasetManifest, ImageRecord
+from har_core.hashing import file_sha256
 from har_core.hub import PROBE_TIMEOUT_S
 from har_core.images import DECODE_ERRORS
 from har_core.labels import HAR_LABELS

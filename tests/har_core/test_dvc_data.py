@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from har_core.config import DataConfig, DvcDataConfig
-from har_core.dataset import file_sha256
 from har_core.dvc_data import DvcDataError, fetch_dvc_dataset, resolve_dvc_version
+from har_core.hashing import file_sha256
 from har_core.sources import manifest_for_folder
 from tests.conftest import PROJECT_ROOT
 
