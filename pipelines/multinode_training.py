@@ -15,15 +15,18 @@ from zenml import CommandStep, pipeline
 from zenml.client import Client
 
 from har_core.config import (
+    BenchmarkConfig,
     ClassifierConfig,
     DataConfig,
     EvaluationConfig,
+    ExportConfig,
     MultiNodeTrainingParameters,
+    PromotionConfig,
     TrainingConfig,
 )
 from har_core.constants import FINE_TUNED_EVALUATION_STEP, ZERO_SHOT_EVALUATION_STEP
 from pipelines.run_config import RunConfigError, load_training_run_config
-from steps import evaluate_model, load_base_model, load_data
+from steps import benchmark_exports, evaluate_model, export_model, load_base_model, load_data, promote_model
 from steps.multinode import load_trained_model, publish_training_job
 
 TRAIN_COMMAND_STEP = "train_on_nodes"
@@ -40,6 +43,9 @@ def multinode_training_pipeline(
     classifier: ClassifierConfig,
     training: TrainingConfig,
     evaluation: EvaluationConfig,
+    export: ExportConfig,
+    benchmark: BenchmarkConfig,
+    promotion: PromotionConfig,
     nodes: int = 2,
 ) -> None:
     """Wiring only. `nodes` must equal the command step's `pod_count` setting (checked by the publish step)."""
@@ -53,7 +59,14 @@ def multinode_training_pipeline(
         id=TRAIN_COMMAND_STEP, after="publish_training_job"
     )
     trained_model, _ = load_trained_model(job_uri=job_uri, after=TRAIN_COMMAND_STEP)
-    evaluate_model(model=trained_model, dataset=dataset, evaluation=evaluation, id=FINE_TUNED_EVALUATION_STEP)
+    report, _, _, _ = evaluate_model(
+        model=trained_model, dataset=dataset, evaluation=evaluation, id=FINE_TUNED_EVALUATION_STEP
+    )
+    exports = export_model(model=trained_model, dataset=dataset, export=export)
+    table, _ = benchmark_exports(exports=exports, benchmark=benchmark)
+    promote_model(
+        model=trained_model, dataset=dataset, report=report, exports=exports, benchmark=table, promotion=promotion
+    )
 
 
 @click.command()

@@ -21,5 +21,6 @@ def benchmark_exports(
     markdown = table.markdown()
     tracking.log_metrics(table.metrics(), prefix="benchmark/")
     tracking.log_text(markdown, "benchmark/benchmark.md")
+    tracking.record_run_locations()
     log_metadata(metadata={"benchmark": table.metrics()}, infer_model=True)
     return table, MarkdownString(markdown)

@@ -53,7 +53,7 @@ def test_the_ddp_pipeline_completes_with_the_train_step_in_its_own_process(ddp_r
 
 def test_mlflow_holds_each_epoch_metric_once(ddp_run):
     train_step = ddp_run.steps["train_model"]
-    client = mlflow.MlflowClient(tracking_uri=str(train_step.run_metadata["experiment_tracker_url"]))
+    client = mlflow.MlflowClient(tracking_uri=str(train_step.run_metadata["mlflow_tracking_uri"]))
     result = train_step.outputs[TRAINING_RESULT_ARTIFACT][0].load()
     for name in ("val_accuracy", "train_loss"):
         history = client.get_metric_history(train_step.run_metadata["mlflow_run_id"], name)

@@ -105,7 +105,7 @@ def runs(zenml_client, tmp_path_factory):
     plan = [
         ("first", {"epochs": 2, "learning_rate": 3e-3}),
         ("worse", {"epochs": 1, "learning_rate": 1e-9}),
-        ("better", {"epochs": 12, "learning_rate": 5e-3}),
+        ("better", {"epochs": 30, "learning_rate": 5e-3}),
         ("other_labels", {"epochs": 1, "learning_rate": 1e-3, "labels": ["running", "sleeping", "texting"]}),
     ]
     for name, options in plan:

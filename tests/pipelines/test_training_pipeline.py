@@ -84,7 +84,7 @@ def test_the_summary_reports_results_and_where_to_look(quickstart_run):
     assert ("stopped early after epoch" in output) == result.stopped_early
     assert f"Checkpoint of the best epoch: {result.best_checkpoint}" in summary
     assert f"Model version: har_clip_classifier version {run.model_version.name} " in output
-    tracking_uri = run.steps["train_model"].run_metadata["experiment_tracker_url"]
+    tracking_uri = run.steps["train_model"].run_metadata["mlflow_tracking_uri"]
     assert any(line.startswith(f"  MLflow: mlflow ui --backend-store-uri {tracking_uri}") for line in summary)
     assert any(line.startswith("  ZenML: zenml login --local") for line in summary)
     assert not any(line.startswith("Every step but load_data was cached") for line in summary)
@@ -170,6 +170,7 @@ def test_a_second_run_reuses_cached_steps_but_rechecks_the_data(zenml_client, qu
 
 
 def test_the_trained_model_is_exported_gated_benchmarked_and_promoted(zenml_client, quickstart_run):
+    quickstart_run, _ = quickstart_run
     bundle = quickstart_run.steps[EXPORT_STEP].outputs[EXPORTS_ARTIFACT][0].load()
     for name in bundle.deployable_formats():
         print(name, bundle.manifest(name).parity.model_dump(exclude={"thresholds"}))
@@ -190,7 +191,7 @@ def test_the_trained_model_is_exported_gated_benchmarked_and_promoted(zenml_clie
     assert version.id == quickstart_run.model_version.id
     benchmark_run = quickstart_run.steps[BENCHMARK_STEP].run_metadata["mlflow_run_id"]
     client = mlflow.MlflowClient(
-        tracking_uri=str(quickstart_run.steps[BENCHMARK_STEP].run_metadata["experiment_tracker_url"])
+        tracking_uri=str(quickstart_run.steps[BENCHMARK_STEP].run_metadata["mlflow_tracking_uri"])
     )
     logged = client.get_run(benchmark_run).data.metrics
     assert logged["benchmark/onnx/p50_ms"] == pytest.approx(table.metrics()["onnx/p50_ms"])
