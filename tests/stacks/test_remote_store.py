@@ -30,6 +30,7 @@ def remote_run(zenml_client, tmp_path_factory):
         os.environ.update(servers)
         os.environ["HAR_TEST_SOURCE_DIR"] = str(workdir / "data" / "synthetic-7")
         os.environ["HAR_CLIP_DATA_CACHE"] = str(workdir / "unpacked")  # nothing unpacked here before this run
+        run = None
         try:
             register_stack(load_stack_spec("remote-store"), activate=True)
             run, output = run_training(zenml_client, config, "--no-cache")
@@ -45,6 +46,10 @@ def remote_run(zenml_client, tmp_path_factory):
             yield run, output, keys, servers, workdir
         finally:
             zenml_client.activate_stack("local")
+            if run is not None:  # its artifacts live in a bucket that goes away with the servers: forget them too
+                if run.model_version is not None:
+                    zenml_client.delete_model_version(run.model_version.id)
+                zenml_client.delete_pipeline_run(run.id)
             for key, value in saved.items():
                 os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
