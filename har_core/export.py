@@ -138,9 +138,23 @@ def _onnx_export(module: nn.Module, args: tuple, path: str, **options) -> None:
     torch.onnx.export(module, args, path, dynamo=True, verbose=False, **options)
 
 
-def quantize_onnx_int8(source: Path, target: Path) -> Path:
-    """Dynamic int8 quantisation for CPU serving: MatMul/Gemm weights int8 per output channel, activations
-    quantised per batch at run time (per-channel keeps the small trained models within their gate)."""
+# Dynamic quantisation's activations are always uint8. With int8 weights (U8S8) x86 CPUs without VNNI multiply
+# through `vpmaddubsw`, whose int16 pair sums saturate, so the same file computes different (worse) logits on an
+# AVX2-only host than on an AVX-512 VNNI one: the quick model's top-1 agreement fell to 0.95-0.97 there.
+# uint8 weights (U8U8) are widened to int16 on every x86 path, so their integer sums are exact and the outputs are
+# the same bit for bit on AVX2 and VNNI hosts (measured under `qemu-x86_64 -cpu EPYC-Rome`; see
+# benchmarks/int8_settings.py). `reduce_range` (7-bit int8 weights) also avoids the saturation: faster, less accurate.
+# The old U8S8 default stays reachable for that benchmark only.
+INT8_WEIGHTS: dict[str, tuple[str, bool]] = {  # export.int8_weights -> (QuantType name, reduce_range)
+    "uint8": ("QUInt8", False),
+    "int8-reduce-range": ("QInt8", True),
+}
+
+
+def quantize_onnx_int8(source: Path, target: Path, weight_type: str = "QUInt8", reduce_range: bool = False) -> Path:
+    """Dynamic int8 quantisation for CPU serving: MatMul/Gemm weights per output channel (uint8 by default: exact on
+    every x86 CPU, see INT8_WEIGHTS), activations quantised per batch at run time (per-channel keeps the small
+    trained models within their gate)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -150,8 +164,9 @@ def quantize_onnx_int8(source: Path, target: Path) -> Path:
         quantize_dynamic(
             str(prepared),
             str(target),
-            weight_type=QuantType.QInt8,
+            weight_type=QuantType[weight_type],
             per_channel=True,
+            reduce_range=reduce_range,
             op_types_to_quantize=["MatMul", "Gemm"],
         )
     finally:

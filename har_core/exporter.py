@@ -19,6 +19,7 @@ from har_core.export import (
     CLASS_EMBEDDINGS_FILE,
     IMAGE_INPUT,
     IMAGE_OUTPUTS,
+    INT8_WEIGHTS,
     TEXT_INPUTS,
     TEXT_OUTPUT,
     ImageModel,
@@ -128,12 +129,15 @@ def _export_one(
         _link_or_copy(path, directory / path.name)
         relative[role] = path.name
     max_batch = None
+    notes: list[str] = []
     if export_format == "onnx":
         relative[MODEL_ROLE] = export_onnx_image_model(classifier, directory / "model.onnx", config.opset).name
     elif export_format == "onnx-int8":
         fp32 = export_onnx_image_model(classifier, directory / "model.fp32.onnx", config.opset)
-        relative[MODEL_ROLE] = quantize_onnx_int8(fp32, directory / "model.int8.onnx").name
+        weight_type, reduce_range = INT8_WEIGHTS[config.int8_weights]
+        relative[MODEL_ROLE] = quantize_onnx_int8(fp32, directory / "model.int8.onnx", weight_type, reduce_range).name
         fp32.unlink()
+        notes.append(f"int8 weights: {config.int8_weights} (dynamic quantisation, per channel, uint8 activations)")
     elif export_format == "torchscript":
         relative[MODEL_ROLE] = export_torchscript(classifier, directory / "model.pt").name
     elif export_format == "pytorch":
@@ -159,6 +163,8 @@ def _export_one(
         relative["onnx_source"] = onnx_path.name
         max_batch = config.tensorrt_max_batch
     manifest = _manifest(classifier, export_format, directory, relative, shared, source, max_batch)
+    if notes:
+        manifest = manifest.model_copy(update={"notes": (*manifest.notes, *notes)})
     manifest.save(directory)
     return manifest
 
