@@ -67,8 +67,9 @@ def test_mlflow_holds_each_epoch_metric_once(ddp_run):
 def test_a_failing_worker_fails_the_train_step_with_its_exception(zenml_client, ddp_run, tmp_path):
     # A DDP checkpoint (full weights) cannot resume an FSDP run: nothing checks that before the launch, so each
     # worker's Trainer raises when it opens the checkpoint.
-    ddp_result = ddp_run.steps["train_model"].outputs[TRAINING_RESULT_ARTIFACT][0].load()
-    checkpoint = max((Path(ddp_result.last_checkpoint).parent / RESUME_DIR).glob("step-*"))
+    training = ddp_run.steps["train_model"].config.parameters["training"]
+    training = training if isinstance(training, dict) else training.model_dump()
+    checkpoint = max(Path(training["output_dir"]).glob(f"*/{RESUME_DIR}/step-*"))
     fsdp = {"strategy": "fsdp", "nproc_per_node": 2, "backend": "gloo"}
     result = run_cli(ddp_config(tmp_path, distributed=fsdp, resume_from=str(checkpoint)))
     assert result.exit_code != 0
