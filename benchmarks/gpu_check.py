@@ -1,4 +1,4 @@
-"""GPU check (a lent GPU machine, one GPU): Trainer, DDP and FSDP at world size 1 with NCCL and bf16, and compile.
+"""GPU check (a lent GPU machine, one GPU): Trainer, DDP and FSDP at world size 1 with NCCL, bf16 and compile.
 
     bash benchmarks/gpu_check.sh          # wraps this; writes gpu_check.md into $OUT
 
@@ -73,22 +73,24 @@ def main(out: Path, steps: int, batch_size: int) -> None:
             "| --- | --- | --- | --- | --- | --- |",
         ]
         model = model.to("cpu")
-        variants = [("Trainer", "none", False), ("DDP x1 (nccl)", "ddp", False), ("FSDP x1 (nccl)", "fsdp", False)]
-        variants.append(("Trainer + torch.compile", "none", True))
-        for label, strategy, compile_model in variants:
+        # FSDP under bf16 is its MixedPrecisionPolicy (no autocast); the fp32 row shows what the policy buys.
+        variants = [("Trainer", "none", "auto", False), ("DDP x1 (nccl), autocast", "ddp", "bf16", False)]
+        variants += [("FSDP x1 (nccl), MixedPrecisionPolicy", "fsdp", "bf16", False)]
+        variants += [("FSDP x1 (nccl)", "fsdp", "fp32", False), ("Trainer + torch.compile", "none", "auto", True)]
+        for label, strategy, precision, compile_model in variants:
             config = TrainingConfig(
                 epochs=1,
                 batch_size=batch_size,
                 learning_rate=1e-5,
                 num_workers=4,
                 device="cuda",
-                precision="auto",
+                precision=precision,
                 early_stopping_patience=None,
                 output_dir=work / "checkpoints",
                 distributed=DistributedConfig(strategy=strategy, nproc_per_node=1, backend="auto"),
                 compile=compile_model,
             )
-            job_dir = work / f"job-{strategy}-{int(compile_model)}"
+            job_dir = work / f"job-{strategy}-{precision}-{int(compile_model)}"
             write_job(job_dir, model, manifest, config, work / "checkpoints" / job_dir.name)
             try:
                 (report,) = run_trainer(job_dir, 1, torchrun=strategy != "none")

@@ -14,11 +14,13 @@ from importlib import metadata
 from pathlib import Path
 
 import bentoml
+from packaging.requirements import Requirement
 
 from bento.settings import MODEL_TAG_FILE, write_serving_config
 from har_core.config import ServingConfig
 from har_core.constants import BENTO_MODEL_NAME, BENTO_SERVICE_NAME
 from har_core.export_manifest import ExportManifest, ExportRejectedError
+from har_core.tensorrt_engine import TENSORRT_REQUIREMENT
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +43,11 @@ RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
     "onnx-int8": ("onnxruntime",),
     "torchscript": ("onnxruntime", "torch"),
     "pytorch": ("onnxruntime", "torch", "transformers"),
-    "tensorrt": ("onnxruntime-gpu", "tensorrt"),
+    "tensorrt": ("onnxruntime-gpu", "tensorrt-cu12", "torch"),  # the engine's I/O buffers are torch CUDA tensors
 }
+# Packages the code speaks only one major version of: the range where this environment lacks them, and a
+# refusal where it holds a version outside it.
+VERSION_RANGES = {"tensorrt-cu12": TENSORRT_REQUIREMENT}
 GPU_SWAPS = {"onnxruntime": "onnxruntime-gpu"}
 
 
@@ -137,7 +142,12 @@ def _without_none(value):
 
 
 def _pinned(name: str) -> str:
+    """`name==<this environment's version>`; the supported range (or the bare name) where it is not installed."""
+    supported = Requirement(VERSION_RANGES.get(name, name)).specifier
     try:
-        return f"{name}=={metadata.version(name)}"
+        version = metadata.version(name)
     except metadata.PackageNotFoundError:
-        return name
+        return VERSION_RANGES.get(name, name)
+    if not supported.contains(version, prereleases=True):
+        raise ValueError(f"{name} {version} is installed but the service needs {VERSION_RANGES[name]}.")
+    return f"{name}=={version}"

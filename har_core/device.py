@@ -41,13 +41,19 @@ class Precision:
 
 
 def resolve_precision(choice: Literal["auto", "fp32", "bf16", "fp16"], device: torch.device) -> Precision:
-    """AMP only on CUDA: bf16 where supported, else fp16 with a GradScaler; CPU and MPS train in fp32."""
-    if device.type != "cuda" or choice == "fp32":
-        if choice in ("bf16", "fp16") and device.type != "cuda":
-            raise ValueError(f"precision: {choice} needs a CUDA device; use precision: auto or fp32 on CPU.")
-        return Precision(None, False)
+    """`auto`: bf16 on CUDA where supported (else fp16 with a GradScaler), fp32 on CPU and MPS.
+
+    An explicit bf16 or fp16 is honoured on every device: CPU autocast (and FSDP's mixed-precision policy) run the
+    same code path as a GPU, only slower, which is how that path is tested on machines without one.
+    """
     if choice == "auto":
+        if device.type != "cuda":
+            return Precision(None, False)
         choice = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if choice == "fp32":
+        return Precision(None, False)
     if choice == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError("precision: bf16 is not supported by this GPU; use precision: auto or fp16.")
         return Precision(torch.bfloat16, False)
     return Precision(torch.float16, True)

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
@@ -18,7 +19,10 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from har_core.config import DistributedConfig
-from har_core.device import DeviceChoice, resolve_device
+from har_core.device import DeviceChoice, Precision, resolve_device
+
+if TYPE_CHECKING:
+    from torch.distributed.fsdp import MixedPrecisionPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +156,7 @@ def all_reduce_sum(values: Sequence[float], context: DistributedContext, device:
     return tensor.tolist()
 
 
-def wrap_model(model: nn.Module, context: DistributedContext, device: torch.device) -> nn.Module:
+def wrap_model(model: nn.Module, context: DistributedContext, device: torch.device, precision: Precision) -> nn.Module:
     """The module the training step calls: the model itself, a DDP wrapper, or the model sharded in place."""
     if context.strategy == "ddp":
         from torch.nn.parallel import DistributedDataParallel
@@ -162,22 +166,45 @@ def wrap_model(model: nn.Module, context: DistributedContext, device: torch.devi
         device_ids = [device.index] if device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
     if context.strategy == "fsdp":
-        shard_clip(model, device)
+        shard_clip(model, precision)
     return model
 
 
-def shard_clip(model: nn.Module, device: torch.device) -> None:
-    """FSDP2: one `fully_shard` per CLIP encoder layer (vision and text) plus the root; bf16 compute on GPU."""
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+def shard_clip(model: nn.Module, precision: Precision) -> None:
+    """FSDP2: one `fully_shard` per CLIP encoder layer (vision and text) plus the root.
+
+    Mixed precision under FSDP is its `MixedPrecisionPolicy`, not autocast: parameters are all-gathered and computed
+    in `training.precision`'s dtype (on any device), gradients reduced in fp32, and the sharded fp32 parameters are
+    what the optimizer steps and what checkpoints hold.
+    """
+    from torch.distributed.fsdp import fully_shard
 
     clip = model.clip
     # fully_shard refuses 0-dim parameters; a 1-element logit_scale broadcasts identically in forward.
     clip.logit_scale = nn.Parameter(clip.logit_scale.detach().reshape(1), requires_grad=clip.logit_scale.requires_grad)
-    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-    kwargs = {"mp_policy": policy} if device.type == "cuda" else {}
+    policy = mixed_precision_policy(precision)
     for layer in (*clip.vision_model.encoder.layers, *clip.text_model.encoder.layers):
-        fully_shard(layer, **kwargs)
-    fully_shard(model, **kwargs)
+        fully_shard(layer, mp_policy=policy)
+    fully_shard(model, mp_policy=policy)
+
+
+def mixed_precision_policy(precision: Precision) -> MixedPrecisionPolicy:
+    """FSDP2's policy for a precision: low-precision compute with fp32 reduction, or the fp32 default."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    if precision.dtype is None:
+        return MixedPrecisionPolicy()
+    return MixedPrecisionPolicy(param_dtype=precision.dtype, reduce_dtype=torch.float32)
+
+
+def grad_scaler(context: DistributedContext, device: torch.device, precision: Precision) -> torch.amp.GradScaler:
+    """fp16 loss scaling (disabled otherwise); under FSDP every rank holds other gradient shards, so the sharded
+    scaler all-reduces its inf/NaN check and all ranks skip the same steps."""
+    if context.strategy == "fsdp" and precision.use_grad_scaler:
+        from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+        return ShardedGradScaler(device.type)
+    return torch.amp.GradScaler(device.type, enabled=precision.use_grad_scaler)
 
 
 def full_model_state(model: nn.Module, context: DistributedContext) -> dict[str, torch.Tensor] | None:

@@ -79,8 +79,13 @@ class HarClipClassifier(nn.Module):
         self._labels, self._templates = tuple(labels), tuple(templates)
 
     def class_embeddings(self) -> torch.Tensor:
-        """(num_labels, dim) normalised class embeddings; differentiable through `text_projection`."""
-        projected = F.normalize(self.clip.text_projection(self.text_features), dim=-1)
+        """(num_labels, dim) normalised class embeddings; differentiable through `text_projection`.
+
+        The cached features take the projection's dtype: FSDP's mixed-precision policy casts parameters, not
+        buffers, so under bf16/fp16 sharding the fp32 buffer would meet a low-precision weight.
+        """
+        projection = self.clip.text_projection
+        projected = F.normalize(projection(self.text_features.to(projection.weight.dtype)), dim=-1)
         return F.normalize(projected.mean(dim=1), dim=-1)
 
     def image_embeddings(self, pixel_values: torch.Tensor) -> torch.Tensor:

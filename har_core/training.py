@@ -218,14 +218,14 @@ class Trainer:
 
     def _build_parts(self, steps_per_epoch: int) -> TrainingParts:
         config = self.config
-        module = distributed.wrap_model(self.model, self.context, self.device)
+        module = distributed.wrap_model(self.model, self.context, self.device, self.precision)
         parameters = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
         total_steps = config.epochs * steps_per_epoch
         scheduler = get_cosine_schedule_with_warmup(
             optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps
         )
-        scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_grad_scaler)
+        scaler = distributed.grad_scaler(self.context, self.device, self.precision)
         if config.compile:
             module = torch.compile(module)
         return TrainingParts(self.model, module, optimizer, scheduler, scaler)
@@ -241,8 +241,13 @@ class Trainer:
             generator=generator,
         )
 
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """Autocast's dtype, or None: FSDP casts through its mixed-precision policy instead (`shard_clip`)."""
+        return self.precision.dtype if self.context.strategy != "fsdp" else None
+
     def _autocast(self):
-        dtype = self.precision.dtype if self.context.strategy != "fsdp" else None  # FSDP casts via its policy
+        dtype = self.autocast_dtype
         return torch.autocast(self.device.type, dtype, enabled=dtype is not None)
 
     def _train_epoch(self, loader: DataLoader, parts: TrainingParts, state: TrainerState) -> TrainerState:
@@ -303,7 +308,7 @@ class Trainer:
 
     def evaluate(self, loader: DataLoader, dataset_size: int | None = None) -> tuple[float, float]:
         """Mean cross-entropy and accuracy over a loader, summed over ranks (equal to the single-process figure)."""
-        logits, labels = collect_logits(self.model, loader, self.device, self.precision.dtype)
+        logits, labels = collect_logits(self.model, loader, self.device, self.autocast_dtype)
         if dataset_size is not None:
             mask = distributed.eval_mask(dataset_size, self.context, len(labels))
             logits, labels = logits[mask], labels[mask]

@@ -4,6 +4,7 @@ import shutil
 
 import bentoml
 import pytest
+from packaging.requirements import Requirement
 
 from bento.packaging import runtime_packages, save_bento_model
 from har_core.export_manifest import ExportManifest, ExportRejectedError
@@ -36,6 +37,14 @@ def test_runtime_packages_follow_the_format():
     assert any(p.startswith("torch==") for p in runtime_packages("torchscript"))
     gpu = runtime_packages("onnx", gpu=True)
     assert any(p.startswith("onnxruntime-gpu") for p in gpu) and not any(p.startswith("onnxruntime==") for p in gpu)
+
+
+def test_the_tensorrt_format_asks_for_the_tensorrt_the_engine_code_speaks():
+    packages = runtime_packages("tensorrt", gpu=True)
+    (tensorrt,) = [Requirement(item) for item in packages if item.startswith("tensorrt")]
+    assert tensorrt.name == "tensorrt-cu12"  # the CUDA 12 build, as the Bento's CUDA 12 base image
+    assert tensorrt.specifier.contains("10.16.1.11") and not tensorrt.specifier.contains("11.4.0.106")
+    assert any(item.startswith("torch") for item in packages)  # the engine's buffers are torch CUDA tensors
 
 
 def test_a_gpu_bento_asks_for_cuda_and_onnxruntime_gpu(bento_model, serving_config):

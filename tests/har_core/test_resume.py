@@ -1,5 +1,6 @@
 """Kill a real training process tree with SIGKILL after k steps, resume with `latest`, get the same weights."""
 
+import functools
 import signal
 import subprocess
 import sys
@@ -46,16 +47,22 @@ def train(tiny_model, manifest, root: Path, name: str, strategy: str, nproc: int
 
 
 # Single process on CPU: bit for bit. DDP x2: the same gloo all-reduce order on both runs; seen bit-identical
-# as well, asserted to 1e-6 (the RNG and optimizer state are restored per rank).
-@pytest.mark.parametrize(("strategy", "nproc", "tolerance"), [("none", 1, 0.0), ("ddp", 2, 1e-6)])
+# as well, asserted to 1e-6 (the RNG and optimizer state are restored per rank). FSDP x2 under a bf16
+# MixedPrecisionPolicy: the fp32 shards and AdamW state go through torch.distributed.checkpoint and come back
+# exactly; seen bit-identical, asserted to 1e-6.
+@pytest.mark.parametrize(
+    ("strategy", "nproc", "precision", "tolerance"),
+    [("none", 1, "fp32", 0.0), ("ddp", 2, "fp32", 1e-6), ("fsdp", 2, "bf16", 1e-6)],
+)
 def test_a_killed_run_resumes_from_latest_to_the_uninterrupted_weights(
-    tiny_model, synthetic_root, tmp_path, strategy, nproc, tolerance
+    tiny_model, synthetic_root, tmp_path, strategy, nproc, precision, tolerance
 ):
     manifest = small_manifest(synthetic_root)
     reference_root, killed_root = tmp_path / "reference", tmp_path / "killed"
-    assert train(tiny_model, manifest, reference_root, "run", strategy, nproc).wait(timeout=600) == 0
+    run = functools.partial(train, tiny_model, manifest, strategy=strategy, nproc=nproc, precision=precision)
+    assert run(reference_root, "run").wait(timeout=600) == 0
 
-    victim = train(tiny_model, manifest, killed_root, "run-1", strategy, nproc)
+    victim = run(killed_root, "run-1")
     checkpoints = killed_root / "run-1" / RESUME_DIR
     while not any(checkpoints.glob("step-*")) and victim.poll() is None:
         time.sleep(0.01)
@@ -65,7 +72,7 @@ def test_a_killed_run_resumes_from_latest_to_the_uninterrupted_weights(
     assert not (killed_root / "job-run-1" / RESULT_FILE).exists(), "the run finished before it could be killed"
     assert processes_mentioning(str(killed_root / "job-run-1")) == []
 
-    resumed_run = train(tiny_model, manifest, killed_root, "run-2", strategy, nproc, resume_from="latest")
+    resumed_run = run(killed_root, "run-2", resume_from="latest")
     assert resumed_run.wait(timeout=600) == 0
     resumed = TrainingResult.model_validate_json((killed_root / "job-run-2" / RESULT_FILE).read_text())
     reference = TrainingResult.model_validate_json((reference_root / "job-run" / RESULT_FILE).read_text())

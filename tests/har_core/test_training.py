@@ -3,6 +3,7 @@ import torch
 
 from har_core.config import SplitConfig, TrainingConfig
 from har_core.dataset import scan_image_folder
+from har_core.device import Precision, resolve_precision
 from har_core.labels import HAR_LABELS
 from har_core.model import HarClipClassifier, build_classifier
 from har_core.split import stratified_split
@@ -59,9 +60,17 @@ def test_early_stopping_stops_when_val_accuracy_stalls(tiny_classifier_config, s
     assert result.stopped_early and len(result.history) == 2 and result.best_epoch == 1
 
 
-def test_mixed_precision_needs_cuda(tiny_classifier_config, splits, tmp_path):
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+def test_auto_precision_is_fp32_off_cuda():
+    assert resolve_precision("auto", torch.device("cpu")) == Precision(None, False)
+    assert resolve_precision("fp16", torch.device("cpu")) == Precision(torch.float16, True)  # with loss scaling
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_on_cpu(tiny_classifier_config, splits, tmp_path, precision):
+    """An explicit bf16/fp16 runs CPU autocast (fp16 with its GradScaler): the GPU code path, on any machine."""
     model = build_classifier(tiny_classifier_config, HAR_LABELS)
-    with pytest.raises(ValueError, match="needs a CUDA device"):
-        train_classifier(model, splits[0], splits[1], _config(tmp_path, precision="bf16"))
+    best, result = train_classifier(model, splits[0], splits[1], _config(tmp_path, precision=precision))
+    losses = [epoch.train_loss for epoch in result.history]
+    assert result.precision == precision and result.device == "cpu"
+    assert losses[-1] < losses[0], losses
+    assert {tensor.dtype for tensor in best.state_dict().values()} == {torch.float32}

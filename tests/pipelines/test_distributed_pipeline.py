@@ -1,12 +1,14 @@
 """The training pipeline with DDP on 2 processes, through the local_process step operator, in a clean store."""
 
 import os
+from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
 from click.testing import CliRunner
 
+from har_core.checkpoint import RESUME_DIR
 from har_core.constants import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
 from tests.har_core.distributed_helpers import processes_mentioning
 from tests.pipelines.test_training_pipeline import quickstart_config_in
@@ -18,9 +20,8 @@ def ddp_config(directory, **training):
     path = quickstart_config_in(directory)
     config = yaml.safe_load(path.read_text())
     config["parameters"]["data"]["synthetic"] = {"images_per_class": 8, "image_size": 64, "seed": 0}
-    config["parameters"]["training"].update(
-        epochs=2, batch_size=8, distributed={"strategy": "ddp", "nproc_per_node": 2, "backend": "gloo"}, **training
-    )
+    ddp = {"strategy": "ddp", "nproc_per_node": 2, "backend": "gloo"}
+    config["parameters"]["training"].update({"epochs": 2, "batch_size": 8, "distributed": ddp} | training)
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -64,13 +65,18 @@ def test_mlflow_holds_each_epoch_metric_once(ddp_run):
 
 
 def test_a_failing_worker_fails_the_train_step_with_its_exception(zenml_client, ddp_run, tmp_path):
-    # bf16 autocast needs CUDA: each worker's Trainer raises; nothing checks it before the launch.
-    result = run_cli(ddp_config(tmp_path, precision="bf16"))
+    # A DDP checkpoint (full weights) cannot resume an FSDP run: nothing checks that before the launch, so each
+    # worker's Trainer raises when it opens the checkpoint.
+    training = ddp_run.steps["train_model"].config.parameters["training"]
+    training = training if isinstance(training, dict) else training.model_dump()
+    checkpoint = max(Path(training["output_dir"]).glob(f"*/{RESUME_DIR}/step-*"))
+    fsdp = {"strategy": "fsdp", "nproc_per_node": 2, "backend": "gloo"}
+    result = run_cli(ddp_config(tmp_path, distributed=fsdp, resume_from=str(checkpoint)))
     assert result.exit_code != 0
     run = zenml_client.get_pipeline("training_pipeline").last_run
     assert run.id != ddp_run.id and run.status.value == "failed"
     step = run.steps["train_model"]
     assert step.status.value == "failed"
-    assert "precision: bf16 needs a CUDA device" in step.exception_info.message
+    assert "cannot resume a 'fsdp' run" in step.exception_info.message
     assert "worker (local rank" in step.exception_info.message
     assert processes_mentioning("har_core.worker") == []
