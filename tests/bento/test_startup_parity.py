@@ -60,7 +60,8 @@ def _status(url: str, route: str) -> int | None:
 def test_a_failed_parity_check_keeps_the_service_not_ready(perturbed_model_tag, serving_config, tmp_path):
     port, log = free_port(), tmp_path / "serve.log"
     url = f"http://127.0.0.1:{port}"
-    process = start_server(serve_command(SERVICE, port), log, _env(perturbed_model_tag, serving_config, "require", tmp_path))
+    env = _env(perturbed_model_tag, serving_config, "require", tmp_path)
+    process = start_server(serve_command(SERVICE, port), log, env)
     try:
         deadline = time.monotonic() + 180
         while "Parity on this host" not in log.read_text(errors="replace") and time.monotonic() < deadline:
