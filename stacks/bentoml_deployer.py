@@ -83,7 +83,11 @@ class HarBentoMLModelDeployer(BentoMLModelDeployer):
             return super()._create_new_service(id=id, timeout=timeout, config=config)
         config.root_runtime_path = self.local_path
         service = FixedBentoMLLocalDeploymentService(uuid=id, config=config)
-        service.start(timeout=timeout)
+        try:
+            service.start(timeout=timeout)
+        except BaseException:  # never ready (e.g. its startup parity check failed): leave no daemon behind
+            service.stop(force=True)
+            raise
         return service
 
 
