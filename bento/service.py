@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
+from bento.drain import refuse_new_connections_on_sigterm
 from bento.guard import RequestGuard
 from bento.settings import bento_model_tag, load_serving_config
 from har_core.constants import API_TOKEN_ENV, BENTO_SERVICE_NAME
@@ -92,6 +93,7 @@ class HarClipService:
         )
         logger.info("Serving %s (%s)", self.model_info, self.bento_model.tag)
         self.startup_parity = _startup_parity(self.predictor)
+        refuse_new_connections_on_sigterm()  # in-flight requests finish, new connections are refused
 
     def __is_ready__(self) -> bool:
         """BentoML's /readyz: not ready while the parity gate failed on this host (unless `startup_parity: warn`)."""
