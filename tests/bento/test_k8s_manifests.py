@@ -64,7 +64,9 @@ def test_pods_run_non_root_read_only_and_drain_within_their_grace_period(variant
     assert security["allowPrivilegeEscalation"] is False and security["readOnlyRootFilesystem"] is True
     assert security["capabilities"]["drop"] == ["ALL"]
     mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
-    assert set(mounts) == {"/tmp", "/home/bentoml/bentoml"}
+    assert set(mounts) == {"/tmp", "/home/bentoml/bentoml", "/home/bentoml/.cache"}
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["BENTOML_HOME"] == "/home/bentoml/bentoml"  # the image's own is /home/bentoml/, which holds the Bento
     assert {volume["name"] for volume in pod["volumes"] if "emptyDir" in volume} == set(mounts.values())
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pod["terminationGracePeriodSeconds"] >= pre_stop + load_serving_config().timeout_s
