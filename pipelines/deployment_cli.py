@@ -61,11 +61,14 @@ def _deploy(config_path: Path) -> None:
     from zenml.client import Client
 
     from pipelines.deployment import deployment_pipeline
+    from pipelines.run_summary import failure_lines, latest_run_id, run_since
 
+    previous_run = latest_run_id(deployment_pipeline.name)
     try:
         run = deployment_pipeline.with_options(config_path=str(config_path))()
     except RuntimeError as error:  # a failed step: its own message is the useful part
-        raise click.ClickException(str(error)) from error
+        failed = run_since(deployment_pipeline.name, previous_run)
+        raise click.ClickException("\n".join(failure_lines(failed)) if failed else str(error)) from error
     run = Client().get_pipeline_run(run.id)
     plan = run.steps["select_deployment"].outputs[DEPLOYMENT_PLAN_ARTIFACT][0].load()
     deployed = run.steps[DEPLOY_STEP].outputs[DEPLOYMENT_ARTIFACT][0].load()

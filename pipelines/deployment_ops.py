@@ -14,10 +14,7 @@ from typing import Any
 
 from zenml.client import Client
 from zenml.enums import ModelStages
-from zenml.integrations.bentoml.services.bentoml_local_deployment import (
-    BentoMLLocalDeploymentConfig,
-    BentoMLLocalDeploymentService,
-)
+from zenml.integrations.bentoml.services.bentoml_local_deployment import BentoMLLocalDeploymentConfig
 
 from har_core.constants import (
     ARCHIVED_STAGE,
@@ -37,14 +34,17 @@ def release(
     A failed start or smoke test stops the new server only, and raises: the previous deployment keeps serving.
     Returns (the new service, the smoke test's result).
     """
+    from stacks.bentoml_deployer import FLAVOR_NAME, HarBentoMLModelDeployer
+
     deployer = Client().active_stack.model_deployer
+    if not isinstance(deployer, HarBentoMLModelDeployer):
+        raise DeploymentRefusedError(
+            f"The active stack's model deployer is not the {FLAVOR_NAME!r} flavor, which releases a new server "
+            "beside the running one: run `python -m stacks.register local`."
+        )
     previous = deployer.find_model_server(pipeline_name=PROJECT_SERVICE_NAME)
-    # continuous_deployment_mode=False: ZenML's deployer then leaves the running servers alone (True stops them
-    # before the new one is even started).
-    service = deployer.deploy_model(
-        config, service_type=BentoMLLocalDeploymentService.SERVICE_TYPE, continuous_deployment_mode=False,
-        timeout=timeout_s,
-    )  # fmt: skip
+    # Not ZenML's continuous deployment mode: it stops the running server before the new one has even started.
+    service = deployer.deploy_beside(config, timeout_s)
     try:
         result = smoke_test()
     except BaseException:
