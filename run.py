@@ -12,7 +12,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIGS = {
     "training": PROJECT_ROOT / "configs" / "training.yaml",
     "deployment": PROJECT_ROOT / "configs" / "deployment.yaml",
-    "rollback": PROJECT_ROOT / "configs" / "deployment.yaml",  # then deploys the restored version with this config
+}
+# Operations around the deployment pipeline: commands (no ZenML pipeline run is recorded for them).
+COMMANDS = {
+    "rollback": PROJECT_ROOT / "configs" / "deployment.yaml",  # deploys the restored version with this config
     "undeploy": PROJECT_ROOT / "configs" / "deployment.yaml",
 }
 
@@ -23,8 +26,8 @@ Examples:
   python run.py --pipeline training                                    # configs/training.yaml (needs the HF Hub)
   python run.py --pipeline training --config configs/quickstart.yaml --no-cache
   python run.py --pipeline deployment      # configs/deployment.yaml: production version, fastest gated format
-  python run.py --pipeline undeploy        # stop and remove that deployment
-  python run.py --pipeline rollback        # previous production version back to production, and deployed
+  python run.py --command undeploy         # command: stop and remove that deployment
+  python run.py --command rollback         # command: deploy the previous production version, then restore its stage
 \b
 Stacks: `python -m stacks.register local` registers the local stack; switch with `zenml stack set NAME`.
 """
@@ -39,13 +42,20 @@ Stacks: `python -m stacks.register local` registers the local stack; switch with
     default=None,
     help="Run config YAML (default: configs/<pipeline>.yaml).",
 )
+@click.option(
+    "--command",
+    type=click.Choice(sorted(COMMANDS)),
+    default=None,
+    help="Run an operation around the deployment pipeline instead of a pipeline (no ZenML run is recorded).",
+)
 @click.option("--no-cache", is_flag=True, help="Re-run every step instead of reusing cached outputs.")
-def main(pipeline: str, config_path: Path | None, no_cache: bool) -> None:
-    """Run a har-clip pipeline with a YAML run config."""
-    if pipeline != "training":
+def main(pipeline: str, config_path: Path | None, command: str | None, no_cache: bool) -> None:
+    """Run a har-clip pipeline (or a deployment command) with a YAML run config."""
+    if command is not None or pipeline == "deployment":
         from pipelines.deployment_cli import run_deployment_command
 
-        return run_deployment_command(pipeline, config_path or DEFAULT_CONFIGS[pipeline])
+        name = command or pipeline
+        return run_deployment_command(name, config_path or {**DEFAULT_CONFIGS, **COMMANDS}[name])
     config_path = config_path or DEFAULT_CONFIGS[pipeline]
     _check_before_run(config_path)
 

@@ -31,6 +31,7 @@ SERVICE_FILES = (
     "bento/__init__.py",
     "bento/service.py",
     "bento/guard.py",
+    "bento/drain.py",
     "bento/settings.py",
     "bento/*.yaml",
     "bento/*.txt",

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bento.server import free_port, wait_ready
@@ -75,14 +75,21 @@ def image_size_bytes(image_tag: str) -> int:
 class ContainerServer:
     """`podman run --network host <image> serve` on a free 127.0.0.1 port; removed (with its processes) on exit."""
 
-    def __init__(self, image_tag: str, log_path: str | Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        image_tag: str,
+        log_path: str | Path,
+        env: Mapping[str, str] | None = None,
+        podman_args: Sequence[str] = (),
+    ) -> None:
+        """`podman_args` go before the image (e.g. `--read-only`, `--tmpfs`, `--user`)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.name = f"har-clip-{uuid.uuid4().hex[:10]}"
         self.log_path = Path(log_path)
         environment = [item for key, value in (env or {}).items() for item in ("-e", f"{key}={value}")]
         subprocess.run(
-            ["podman", "run", "-d", "--name", self.name, "--network", "host", *environment, image_tag,
+            ["podman", "run", "-d", "--name", self.name, "--network", "host", *environment, *podman_args, image_tag,
              "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             env=podman_env(), check=True, capture_output=True,
         )  # fmt: skip

@@ -24,14 +24,17 @@ import numpy as np
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
+from bento.drain import refuse_new_connections_on_sigterm
 from bento.guard import RequestGuard
 from bento.settings import bento_model_tag, load_serving_config
 from har_core.constants import API_TOKEN_ENV, BENTO_SERVICE_NAME
 from har_core.images import ImageTooLargeError, InvalidImageError, open_image
+from har_core.parity import recheck_parity
 from har_core.predictor import Prediction, Predictor
 from har_core.transform import preprocess_batch
 
 logger = logging.getLogger(__name__)
+logger.setLevel(logging.INFO)  # BentoML's server logging keeps the root at WARNING; what is served belongs in the log
 
 CONFIG = load_serving_config()
 TopK = Annotated[int, Field(ge=1, description="How many labels to return, best first (at most the label count).")]
@@ -89,6 +92,12 @@ class HarClipService:
             format=self.predictor.format,
         )
         logger.info("Serving %s (%s)", self.model_info, self.bento_model.tag)
+        self.startup_parity = _startup_parity(self.predictor)
+        refuse_new_connections_on_sigterm()  # in-flight requests finish, new connections are refused
+
+    def __is_ready__(self) -> bool:
+        """BentoML's /readyz: not ready while the parity gate failed on this host (unless `startup_parity: warn`)."""
+        return self.startup_parity["passed"] is not False or CONFIG.startup_parity == "warn"
 
     @bentoml.api(batchable=True, max_batch_size=CONFIG.max_batch_size, max_latency_ms=CONFIG.max_latency_ms)
     def probabilities(self, pixels: list[str]) -> list[list[float]]:
@@ -165,6 +174,7 @@ class HarClipService:
             "supports_custom_labels": self.predictor.supports_custom_labels,
             "preprocess": manifest.preprocess.model_dump(mode="json"),
             "parity": manifest.parity.model_dump(mode="json") if manifest.parity else None,
+            "startup_parity": self.startup_parity,
             "limits": CONFIG.model_dump(
                 include={"max_request_bytes", "max_batch_images", "max_custom_labels", "max_label_chars", "timeout_s"}
             ),
@@ -213,6 +223,23 @@ class HarClipService:
     def _check_top_k(top_k: int, num_labels: int) -> None:
         if not 1 <= top_k <= num_labels:
             raise BadRequest(400, f"top_k must be between 1 and {num_labels} (the number of labels), got {top_k}.")
+
+
+def _startup_parity(predictor: Predictor) -> dict[str, Any]:
+    """The export's parity gate re-run on this host (the parity set the Bento carries), logged and summarised."""
+    result = recheck_parity(predictor)
+    summary: dict[str, Any] = {"checked": result is not None, "passed": None, "policy": CONFIG.startup_parity}
+    if result is None:
+        logger.warning("No parity set in this export: the parity gate was not re-run on this host.")
+        return summary
+    summary.update(passed=result.passed, result=result.model_dump(mode="json"))
+    if result.passed:
+        logger.info("Parity on this host passed on %d images (top-1 agreement %.4f, min embedding cosine %.6f).",
+                    result.num_images, result.top1_agreement, result.min_embedding_cosine)  # fmt: skip
+    else:
+        consequence = "serving anyway (startup_parity: warn)" if CONFIG.startup_parity == "warn" else "NOT READY"
+        logger.error("Parity on this host FAILED (%s): %s", consequence, "; ".join(result.failures))
+    return summary
 
 
 def _top_k(labels: list[str], probabilities: np.ndarray, top_k: int) -> list[Prediction]:

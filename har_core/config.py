@@ -218,6 +218,9 @@ class ExportConfig(StrictConfig):
     opset: int = Field(18, ge=17)
     parity_split: Literal["val", "test"] = "val"
     parity_images: int = Field(64, ge=1)
+    # The first N parity images and PyTorch's outputs on them travel in every export (and so in the Bento), so the
+    # serving host re-runs the gate at startup; 0 leaves the set out (the service then reports "not checked").
+    serving_parity_images: int = Field(32, ge=0)
     gates: dict[ExportFormatName, ParityThresholds] = Field(default_factory=_default_gates)
     # uint8: exact on every x86 CPU (U8U8); int8-reduce-range: 7-bit int8 weights, also exact everywhere, ~1.5x
     # faster than uint8 on ViT-B/16 but less accurate (benchmarks/int8_settings.py; README "int8 that computes …").
@@ -294,6 +297,9 @@ class ServingConfig(StrictConfig):
     workers: int = Field(1, ge=1)
     threads: int | None = Field(None, ge=1)  # inference threads per worker; None: the runtime's default
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # The export's parity gate, re-run at startup on the parity set the Bento carries: `require` keeps a service
+    # that fails it not ready (/readyz 503); `warn` serves anyway. Either way /metadata and the log say the result.
+    startup_parity: Literal["require", "warn"] = "require"
 
 
 class DeploymentConfig(StrictConfig):

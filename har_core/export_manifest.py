@@ -30,6 +30,7 @@ CLASS_EMBEDDINGS_ROLE = "class_embeddings"  # safetensors: "class_embeddings" (l
 MODEL_CARD_ROLE = "model_card"  # har_clip.json
 TEXT_MODEL_ROLE = "text_model"  # ONNX: input_ids, attention_mask -> normalised text embeddings
 TOKENIZER_ROLE = "tokenizer"  # tokenizer.json (HF `tokenizers` format)
+PARITY_SET_ROLE = "parity_set"  # safetensors: held-out "pixels" and the PyTorch "image_embeddings" and "logits"
 
 
 class ExportError(RuntimeError):

@@ -33,6 +33,7 @@ from har_core.export_manifest import (
     CLASS_EMBEDDINGS_ROLE,
     MODEL_CARD_ROLE,
     MODEL_ROLE,
+    PARITY_SET_ROLE,
     TEXT_MODEL_ROLE,
     TOKENIZER_ROLE,
     ExportBundle,
@@ -46,7 +47,7 @@ from har_core.export_manifest import (
 )
 from har_core.model import HarClipClassifier
 from har_core.model_card import MODEL_CARD_FILE
-from har_core.parity import run_parity_gate
+from har_core.parity import PARITY_SET_FILE, run_parity_gate, save_parity_set
 from har_core.tensorrt_engine import TensorRTUnavailableError, build_engine
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ def export_bundle(
     classifier = classifier.eval().cpu()
     reference = reference_outputs(classifier, parity_pixels)
     shared = _write_shared_files(classifier, root / SHARED_DIR, config)
+    if config.serving_parity_images:  # re-checked by the service where it runs (har_core.parity.recheck_parity)
+        count = config.serving_parity_images
+        subset = (reference[0][:count], reference[1][:count])
+        shared[PARITY_SET_ROLE] = save_parity_set(root / SHARED_DIR / PARITY_SET_FILE, parity_pixels[:count], subset)
     statuses: dict[str, FormatStatus] = {}
     for export_format in config.formats:
         directory = root / export_format

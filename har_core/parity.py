@@ -1,13 +1,26 @@
-"""The parity gate: an export's outputs against the PyTorch model's on the same held-out images (torch-free)."""
+"""The parity gate: an export's outputs against the PyTorch model's on the same held-out images (torch-free).
+
+The gate runs twice: at export, where training ran, and again when a service starts, on the parity set the export
+carries (`parity_set.safetensors`: a few dozen preprocessed held-out images and PyTorch's outputs on them), because
+a gate passed on one CPU says nothing about another (int8 kernels differ between AVX2 and VNNI hosts).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
 from har_core.config import ParityThresholds
-from har_core.export_manifest import ExportManifest, ParityResult
+from har_core.export_manifest import PARITY_SET_ROLE, ExportManifest, ParityResult
+
+if TYPE_CHECKING:
+    from har_core.predictor import Predictor
+
+PARITY_SET_FILE = "parity_set.safetensors"
+_PARITY_SET_KEYS = ("pixels", "image_embeddings", "logits")
 
 
 def compare_outputs(
@@ -56,3 +69,28 @@ def run_parity_gate(
     manifest = ExportManifest.load(directory)
     manifest.model_copy(update={"parity": result}).save(directory)
     return result
+
+
+def save_parity_set(path: str | Path, pixels: np.ndarray, reference: tuple[np.ndarray, np.ndarray]) -> Path:
+    """Held-out pixels and the PyTorch outputs on them, as plain float32 tensors (safetensors: no pickle)."""
+    tensors = dict(zip(_PARITY_SET_KEYS, (pixels, *reference), strict=True))
+    save_file({key: np.ascontiguousarray(value, np.float32) for key, value in tensors.items()}, str(path))
+    return Path(path)
+
+
+def load_parity_set(path: str | Path) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """(pixels, (reference embeddings, reference logits)); a file missing a tensor is a `ValueError`."""
+    tensors = load_file(str(path))
+    missing = [key for key in _PARITY_SET_KEYS if key not in tensors]
+    if missing:
+        raise ValueError(f"{path} is not a parity set: it lacks {missing}.")
+    return tensors["pixels"], (tensors["image_embeddings"], tensors["logits"])
+
+
+def recheck_parity(predictor: Predictor) -> ParityResult | None:
+    """The export's own gate (same thresholds) re-run here on the parity set it carries; None when it has none."""
+    manifest = predictor.manifest
+    if PARITY_SET_ROLE not in manifest.files or manifest.parity is None:
+        return None
+    pixels, reference = load_parity_set(manifest.path(predictor.directory, PARITY_SET_ROLE))
+    return compare_outputs(reference, predictor.run(pixels), manifest.parity.thresholds)

@@ -6,7 +6,7 @@ Pure logic (no ZenML): the promote step gathers the two reports, this module dec
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from har_core.config import PromotionConfig
 from har_core.constants import PRODUCTION_STAGE, STAGING_STAGE
 from har_core.evaluation import EvaluationReport
+from har_core.export_manifest import FormatStatus
 
 
 class PromotionDecision(BaseModel):
@@ -50,16 +51,29 @@ def label_set_mismatch(candidate_labels: Sequence[str], production_labels: Seque
     )
 
 
+def no_deployable_format(statuses: Mapping[str, FormatStatus]) -> str | None:
+    """Why none of a version's exports may be served, or None when at least one passed its parity gate."""
+    if any(status.deployable for status in statuses.values()):
+        return None
+    details = "; ".join(f"{name}: {status.message or 'not exported'}" for name, status in statuses.items())
+    return f"no export format passed its parity gate, so nothing could be deployed ({details or 'no exports'})"
+
+
 def decide(
     candidate: EvaluationReport,
     production: EvaluationReport | None,
     config: PromotionConfig,
     production_version: str | None = None,
     refusal: str | None = None,
+    undeployable: str | None = None,
 ) -> tuple[Literal["production", "staging"], str]:
-    """(stage, reason). `refusal` says why production could not be re-scored (a different label set)."""
+    """(stage, reason). `refusal` says why production could not be re-scored (a different label set);
+    `undeployable` why no export of the candidate may be served: such a version stays in staging even when
+    forced, since the deployment pipeline would refuse it and production must always be deployable."""
     score = getattr(candidate, config.metric)
     name = config.metric
+    if undeployable is not None:
+        return STAGING_STAGE, f"not deployable: {undeployable}; {name} {score:.4f}"
     if config.force:
         return PRODUCTION_STAGE, f"forced (promotion.force: true); {name} {score:.4f}"
     if refusal is not None:

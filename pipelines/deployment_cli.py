@@ -1,4 +1,5 @@
-"""`run.py --pipeline deployment|undeploy|rollback`: run, print where the deployment is, and say why that format."""
+"""`run.py --pipeline deployment` and the commands `run.py --command undeploy|rollback`: run, print where the
+deployment is, and say why that format."""
 
 from __future__ import annotations
 
@@ -20,11 +21,10 @@ def run_deployment_command(command: str, config_path: Path) -> None:
         parameters = load_deployment_run_config(config_path)
         check_zenml_run_settings(config_path)
         if command == "rollback":
-            config_path = _rolled_back_config(config_path)
-        else:
-            from pipelines.deployment_ops import check_requested_format
+            return _rollback(config_path)
+        from pipelines.deployment_ops import check_requested_format
 
-            check_requested_format(parameters.deployment.model_version, parameters.deployment.format)
+        check_requested_format(parameters.deployment.model_version, parameters.deployment.format)
         _deploy(config_path)
     except (RunConfigError, DeploymentRefusedError) as error:
         raise click.ClickException(str(error)) from error
@@ -37,27 +37,38 @@ def _undeploy() -> None:
     click.echo("Removed: " + ", ".join(removed) if removed else "No deployment to remove.")
 
 
-def _rolled_back_config(config_path: Path) -> Path:
-    from pipelines.deployment_ops import rollback_stages
+def _rollback(config_path: Path) -> None:
+    """Deploy the version to restore first; stages move only once its deployment passed the smoke test (a failed
+    one leaves stages and the running deployment as they were)."""
+    from pipelines.deployment_ops import apply_rollback, rollback_plan
 
-    previous, restored = rollback_stages()
-    click.echo(f"Rolled back: version {restored} is production again; version {previous} is archived.")
+    current, restored = rollback_plan()
+    click.echo(f"Rolling back from version {current} to version {restored}: deploying version {restored} first.")
     config = yaml.safe_load(config_path.read_text()) or {}
     config.setdefault("parameters", {}).setdefault("deployment", {})["model_version"] = restored
     path = Path(tempfile.mkdtemp(prefix="har-clip-rollback-")) / "deployment.yaml"
     path.write_text(yaml.safe_dump(config))
-    return path
+    try:
+        _deploy(path)
+    except click.ClickException as error:
+        error.message += f"\nRollback not applied: version {current} is still production and still deployed."
+        raise
+    apply_rollback(current, restored)
+    click.echo(f"Rolled back: version {restored} is production again; version {current} is archived.")
 
 
 def _deploy(config_path: Path) -> None:
     from zenml.client import Client
 
     from pipelines.deployment import deployment_pipeline
+    from pipelines.run_summary import failure_lines, latest_run_id, run_since
 
+    previous_run = latest_run_id(deployment_pipeline.name)
     try:
         run = deployment_pipeline.with_options(config_path=str(config_path))()
     except RuntimeError as error:  # a failed step: its own message is the useful part
-        raise click.ClickException(str(error)) from error
+        failed = run_since(deployment_pipeline.name, previous_run)
+        raise click.ClickException("\n".join(failure_lines(failed)) if failed else str(error)) from error
     run = Client().get_pipeline_run(run.id)
     plan = run.steps["select_deployment"].outputs[DEPLOYMENT_PLAN_ARTIFACT][0].load()
     deployed = run.steps[DEPLOY_STEP].outputs[DEPLOYMENT_ARTIFACT][0].load()

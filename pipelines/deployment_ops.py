@@ -1,14 +1,20 @@
-"""Undeploy and roll back: the two operations around the deployment pipeline (`run.py --pipeline undeploy|rollback`).
+"""Releasing, undeploying and rolling back: the deployment pipeline's release step, and the two commands around it
+(`run.py --command undeploy|rollback`; commands, not ZenML pipelines: they record no run).
 
-Rollback puts the production version that the current one replaced back into production (the promotion decision on
-the current version names it; else the newest archived version before it) and archives the current one; run.py then
-deploys it with the deployment pipeline, which replaces the running deployment.
+A release never leaves nothing serving: the new server starts beside the running one, and the old one is stopped
+only once the new one passed its smoke test. Rollback finds the production version that the current one replaced
+(the promotion decision on the current version names it; else the newest archived version before it), deploys it
+with the deployment pipeline, and moves the stages only once that deployment passed its smoke test.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from zenml.client import Client
 from zenml.enums import ModelStages
+from zenml.integrations.bentoml.services.bentoml_local_deployment import BentoMLLocalDeploymentConfig
 
 from har_core.constants import (
     ARCHIVED_STAGE,
@@ -18,6 +24,36 @@ from har_core.constants import (
     ZENML_MODEL_NAME,
 )
 from har_core.deployment import DeploymentRefusedError
+
+
+def release(
+    config: BentoMLLocalDeploymentConfig, timeout_s: int, smoke_test: Callable[[], dict[str, Any]]
+) -> tuple[Any, dict[str, Any]]:
+    """Start a server for `config` beside the running deployment, smoke-test it, then stop the previous one(s).
+
+    A failed start or smoke test stops the new server only, and raises: the previous deployment keeps serving.
+    Returns (the new service, the smoke test's result).
+    """
+    from stacks.bentoml_deployer import FLAVOR_NAME, HarBentoMLModelDeployer
+
+    deployer = Client().active_stack.model_deployer
+    if not isinstance(deployer, HarBentoMLModelDeployer):
+        raise DeploymentRefusedError(
+            f"The active stack's model deployer is not the {FLAVOR_NAME!r} flavor, which releases a new server "
+            "beside the running one: run `python -m stacks.register local`."
+        )
+    previous = deployer.find_model_server(pipeline_name=PROJECT_SERVICE_NAME)
+    # Not ZenML's continuous deployment mode: it stops the running server before the new one has even started.
+    service = deployer.deploy_beside(config, timeout_s)
+    try:
+        result = smoke_test()
+    except BaseException:
+        deployer.delete_model_server(service.uuid, force=True)
+        raise
+    for old in previous:
+        if old.uuid != service.uuid:
+            deployer.delete_model_server(old.uuid, force=True)
+    return service, result
 
 
 def undeploy() -> list[str]:
@@ -32,17 +68,20 @@ def undeploy() -> list[str]:
     return removed
 
 
-def rollback_stages() -> tuple[int, int]:
-    """Move production back to the version before it; returns (previous production, restored version)."""
-    client = Client()
+def rollback_plan() -> tuple[int, int]:
+    """(current production version, the version to restore); changes nothing."""
     try:
-        current = client.get_model_version(ZENML_MODEL_NAME, ModelStages.PRODUCTION)
+        current = Client().get_model_version(ZENML_MODEL_NAME, ModelStages.PRODUCTION)
     except KeyError as error:
         raise DeploymentRefusedError(f"{ZENML_MODEL_NAME} has no production version to roll back from.") from error
-    previous = _previous_production(current)
-    previous.set_stage(PRODUCTION_STAGE, force=True)  # force: the current production version leaves production
-    client.get_model_version(ZENML_MODEL_NAME, current.id).set_stage(ARCHIVED_STAGE, force=True)
-    return current.number, previous.number
+    return current.number, _previous_production(current).number
+
+
+def apply_rollback(current: int, restored: int) -> None:
+    """Once `restored` is deployed and passed its smoke test: it becomes production, `current` is archived."""
+    client = Client()
+    client.get_model_version(ZENML_MODEL_NAME, restored).set_stage(PRODUCTION_STAGE, force=True)
+    client.get_model_version(ZENML_MODEL_NAME, current).set_stage(ARCHIVED_STAGE, force=True)
 
 
 def _previous_production(current):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from uuid import UUID
 
+from zenml.client import Client
 from zenml.integrations.bentoml.flavors.bentoml_model_deployer_flavor import BentoMLModelDeployerFlavor
 from zenml.integrations.bentoml.model_deployers.bentoml_model_deployer import BentoMLModelDeployer
 from zenml.integrations.bentoml.services.bentoml_local_deployment import (
@@ -23,6 +24,7 @@ from zenml.integrations.bentoml.services.bentoml_local_deployment import (
     SSLBentoMLParametersConfig,
 )
 from zenml.logger import get_logger
+from zenml.model_deployers.base_model_deployer import get_model_version_id_if_exists
 from zenml.services.service import BaseService, ServiceConfig
 
 logger = get_logger(__name__)
@@ -78,12 +80,47 @@ class FixedBentoMLLocalDeploymentService(BentoMLLocalDeploymentService):
 class HarBentoMLModelDeployer(BentoMLModelDeployer):
     """ZenML's BentoML model deployer; local deployments run `FixedBentoMLLocalDeploymentService`."""
 
+    def deploy_beside(self, config: BentoMLLocalDeploymentConfig, timeout: int) -> BaseService:
+        """Start a new server for `config` and leave every running one alone (releases start the new server
+        before they stop the old one).
+
+        Why not `deploy_model(continuous_deployment_mode=False)`: ZenML's lookup of "an existing server with the
+        exact same configuration" matches on the service type only (its config filter is not applied), so it hands
+        back the running deployment instead of starting the new one. This is `deploy_model` without that lookup.
+        """
+        client = Client()
+        response = client.create_service(
+            config=config,
+            service_type=BentoMLLocalDeploymentService.SERVICE_TYPE,
+            model_version_id=get_model_version_id_if_exists(config.model_name, config.model_version),
+        )
+        try:
+            service = self.perform_deploy_model(id=response.id, config=config, timeout=timeout)
+        except Exception as error:
+            client.delete_service(response.id)
+            raise RuntimeError(f"Failed to deploy model server for {config.model_name}: {error}") from error
+        client.update_service(
+            id=service.uuid,
+            name=service.config.service_name,
+            service_source=service.model_dump().get("type"),
+            admin_state=service.admin_state,
+            status=service.status.model_dump(),
+            endpoint=service.endpoint.model_dump() if service.endpoint else None,
+            prediction_url=service.get_prediction_url(),
+            health_check_url=service.get_healthcheck_url(),
+        )
+        return service
+
     def _create_new_service(self, id: UUID, timeout: int, config: ServiceConfig) -> BaseService:
         if not isinstance(config, BentoMLLocalDeploymentConfig):
             return super()._create_new_service(id=id, timeout=timeout, config=config)
         config.root_runtime_path = self.local_path
         service = FixedBentoMLLocalDeploymentService(uuid=id, config=config)
-        service.start(timeout=timeout)
+        try:
+            service.start(timeout=timeout)
+        except BaseException:  # never ready (e.g. its startup parity check failed): leave no daemon behind
+            service.stop(force=True)
+            raise
         return service
 
 

@@ -1,14 +1,12 @@
-"""Step: deploy the Bento through the active stack's model deployer, and smoke-test it over HTTP before success."""
+"""Step: deploy the Bento through the active stack's model deployer beside the running deployment, smoke-test it
+over HTTP, and only then stop the previous one (pipelines.deployment_ops.release)."""
 
 import os
 from typing import Annotated
 
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
-from zenml.integrations.bentoml.services.bentoml_local_deployment import (
-    BentoMLLocalDeploymentConfig,
-    BentoMLLocalDeploymentService,
-)
+from zenml.integrations.bentoml.services.bentoml_local_deployment import BentoMLLocalDeploymentConfig
 from zenml.logger import get_logger
 
 from bento.server import free_port
@@ -16,6 +14,7 @@ from bento.smoke import smoke_test
 from har_core.config import DeploymentConfig
 from har_core.constants import API_TOKEN_ENV, DEPLOYMENT_ARTIFACT, PROJECT_SERVICE_NAME
 from har_core.deployment import BentoRecord, DeploymentPlan, DeploymentRecord
+from pipelines.deployment_ops import release
 
 logger = get_logger(__name__)
 
@@ -24,9 +23,10 @@ logger = get_logger(__name__)
 def deploy_bento(
     plan: DeploymentPlan, bento: BentoRecord, deployment: DeploymentConfig
 ) -> Annotated[DeploymentRecord, DEPLOYMENT_ARTIFACT]:
-    """Replaces the deployment this pipeline made before; a failed smoke test stops the new server and fails."""
-    deployer = Client().active_stack.model_deployer
-    if deployer is None:
+    """Replaces the deployment this pipeline made before once the new one passed its smoke test; a failed smoke
+    test stops the new server and fails the step, and the previous deployment keeps serving (on its own URL: each
+    deployment gets a port of its own unless `deployment.port` names one, which the previous one then holds)."""
+    if Client().active_stack.model_deployer is None:
         raise RuntimeError(
             "The active stack has no model deployer. On the local stack run `python -m stacks.register local`; "
             "on a cluster, deploy the Bento's image with bento/k8s/har-clip.yaml (see README, Kubernetes)."
@@ -47,18 +47,11 @@ def deploy_bento(
         pipeline_step_name=context.step_run.name,
         run_name=context.pipeline_run.name,
     )
-    service = deployer.deploy_model(
-        config,
-        service_type=BentoMLLocalDeploymentService.SERVICE_TYPE,
-        continuous_deployment_mode=True,
-        timeout=deployment.ready_timeout_s,
-    )
     url = f"http://{deployment.host}:{port}"
-    try:
-        result = smoke_test(url, plan.model_version, plan.format, token=os.environ.get(API_TOKEN_ENV))
-    except Exception:
-        deployer.delete_model_server(service.uuid, force=True)
-        raise
+    token = os.environ.get(API_TOKEN_ENV)
+    service, result = release(
+        config, deployment.ready_timeout_s, lambda: smoke_test(url, plan.model_version, plan.format, token=token)
+    )
     record = DeploymentRecord(
         url=url, bento_tag=bento.bento_tag, model_version=plan.model_version, format=plan.format,
         service_id=str(service.uuid), smoke_test=result,

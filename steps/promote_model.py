@@ -1,4 +1,5 @@
-"""Step: promote the run's model version to production when it beats production on the same test set."""
+"""Step: promote the run's model version to production when it beats production on the same test set and at least
+one of its export formats passed its parity gate (else it stays in staging, with the reason)."""
 
 from typing import Annotated
 
@@ -13,7 +14,14 @@ from har_core.dataset import DatasetManifest
 from har_core.evaluation import EvaluationReport, evaluate_classifier
 from har_core.export_manifest import ExportBundle
 from har_core.model import HarClipClassifier
-from har_core.promotion import PromotionDecision, data_version, decide, git_commit, label_set_mismatch
+from har_core.promotion import (
+    PromotionDecision,
+    data_version,
+    decide,
+    git_commit,
+    label_set_mismatch,
+    no_deployable_format,
+)
 
 logger = get_logger(__name__)
 
@@ -38,7 +46,9 @@ def promote_model(
         refusal = label_set_mismatch(dataset.labels, production_model.labels)
         if refusal is None:
             production_report = evaluate_classifier(production_model, test, evaluation, dataset.labels)
-    stage, reason = decide(candidate, production_report, promotion, production and str(production.number), refusal)
+    production_number = production and str(production.number)
+    undeployable = no_deployable_format(exports.formats)
+    stage, reason = decide(candidate, production_report, promotion, production_number, refusal, undeployable)
     decision = PromotionDecision(
         stage=stage,
         reason=reason,

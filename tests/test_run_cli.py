@@ -120,4 +120,6 @@ def test_default_deployment_config_is_valid_and_help_shows_the_operations():
     parameters = load_deployment_run_config(run.DEFAULT_CONFIGS["deployment"])
     assert parameters.deployment.model_version == "production" and parameters.deployment.format is None
     help_text = _invoke("--help").output
-    assert "--pipeline undeploy" in help_text and "--pipeline rollback" in help_text
+    assert "--command undeploy" in help_text and "--command rollback" in help_text
+    assert "--pipeline undeploy" not in help_text  # commands, not ZenML pipelines
+    assert _invoke("--pipeline", "undeploy").exit_code == 2  # not a pipeline

@@ -20,7 +20,7 @@ def _documents(path: Path) -> dict[str, dict]:
 @pytest.mark.parametrize("variant", sorted(MANIFESTS))
 def test_every_document_passes_strict_schema_validation(variant):
     documents = _documents(MANIFESTS[variant])
-    assert set(documents) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    assert set(documents) == {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
     for document in documents.values():
         kubernetes_validate.validate(document, K8S_VERSION, strict=True)
 
@@ -48,3 +48,28 @@ def test_probes_service_and_autoscaler_point_at_the_bento(variant):
     assert token["valueFrom"]["secretKeyRef"]["optional"] is True
     gpu_limit = container["resources"]["limits"].get("nvidia.com/gpu")
     assert gpu_limit == (1 if variant == "gpu" else None)
+
+
+@pytest.mark.parametrize("variant", sorted(MANIFESTS))
+def test_pods_run_non_root_read_only_and_drain_within_their_grace_period(variant):
+    """Non-root (BentoML's uid 1034), no privilege escalation, read-only root with emptyDirs where BentoML writes,
+    a grace period that covers the preStop pause plus the serving timeout, and a PDB over the same pods."""
+    from bento.settings import load_serving_config
+
+    documents = _documents(MANIFESTS[variant])
+    pod = documents["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 1034
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False and security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"]["drop"] == ["ALL"]
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    assert set(mounts) == {"/tmp", "/home/bentoml/bentoml", "/home/bentoml/.cache"}
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["BENTOML_HOME"] == "/home/bentoml/bentoml"  # the image's own is /home/bentoml/, which holds the Bento
+    assert {volume["name"] for volume in pod["volumes"] if "emptyDir" in volume} == set(mounts.values())
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + load_serving_config().timeout_s
+    pdb = documents["PodDisruptionBudget"]
+    labels = documents["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()

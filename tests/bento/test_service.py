@@ -108,6 +108,8 @@ def test_metadata_names_model_labels_and_limits(client, bento_model):
     assert metadata["model"]["format"] == "onnx" and metadata["bento_model"] == str(bento_model.tag)
     assert metadata["supports_custom_labels"] is True and metadata["auth_required"] is True
     assert metadata["limits"]["max_request_bytes"] == 1024 * 1024
+    startup = metadata["startup_parity"]  # the export's gate, re-run where this server runs
+    assert startup["checked"] and startup["passed"] is True and startup["result"]["top1_agreement"] == 1.0
 
 
 def _bad_requests(tmp: Path) -> dict[str, tuple[dict, int, str]]:

@@ -3,7 +3,7 @@ import numpy as np
 from har_core.config import PromotionConfig
 from har_core.constants import PRODUCTION_STAGE, STAGING_STAGE
 from har_core.evaluation import compute_report
-from har_core.promotion import data_version, decide, git_commit, label_set_mismatch
+from har_core.promotion import data_version, decide, git_commit, label_set_mismatch, no_deployable_format
 from tests.conftest import PROJECT_ROOT
 
 LABELS = ["a", "b"]
@@ -41,6 +41,25 @@ def test_force_and_refusal():
     assert label_set_mismatch(LABELS, LABELS) is None
     stage, reason = decide(report(9), None, CONFIG, "3", refusal)
     assert stage == STAGING_STAGE and "label sets differ" in reason
+
+
+def test_a_version_without_a_deployable_format_stays_in_staging_even_when_forced():
+    from har_core.export_manifest import FormatStatus
+
+    failed = {
+        "onnx": FormatStatus(format="onnx", directory="onnx", message="parity gate failed: top-1 agreement 0.9 < 0.99"),
+        "tensorrt": FormatStatus(format="tensorrt", message="TensorRT is not installed"),
+    }
+    undeployable = no_deployable_format(failed)
+    assert "onnx: parity gate failed: top-1 agreement 0.9 < 0.99" in undeployable
+    assert "tensorrt: TensorRT is not installed" in undeployable
+    forced = PromotionConfig(margin=0.05, min_metric=0.5, force=True)
+    for config in (CONFIG, forced):
+        stage, reason = decide(report(9), None, config, undeployable=undeployable)
+        assert stage == STAGING_STAGE and reason.startswith("not deployable: no export format passed its parity gate")
+    passed = {**failed, "onnx-int8": FormatStatus(format="onnx-int8", directory="x", deployable=True)}
+    assert no_deployable_format(passed) is None
+    assert decide(report(9), None, CONFIG, undeployable=no_deployable_format(passed))[0] == PRODUCTION_STAGE
 
 
 def test_git_commit_and_data_version(tmp_path):

@@ -1,6 +1,7 @@
 """The deployment pipeline end to end in a clean store, through run.py: two trained versions, deploy the production
-one (fastest gated format), refuse a gate-failed format, roll back, undeploy. Every deployment is smoke-tested over
-HTTP by the pipeline itself; the test checks the endpoint again from outside."""
+one (fastest gated format), refuse a gate-failed format, fail a release's smoke test and a rollback's (the running
+deployment keeps serving, stages stay), roll back, undeploy. Every deployment is smoke-tested over HTTP by the
+pipeline itself; the test checks the endpoint again from outside."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from har_core.constants import BENTO_ARTIFACT, PRODUCTION_STAGE, ZENML_MODEL_NAME
+from har_core.constants import BENTO_ARTIFACT, PRODUCTION_STAGE, PROJECT_SERVICE_NAME, ZENML_MODEL_NAME
 from tests.conftest import PROJECT_ROOT
 from tests.pipelines.test_training_pipeline import quickstart_config_in
 
@@ -46,9 +47,10 @@ def _training_config(directory: Path, seed: int) -> Path:
     return path
 
 
-def _deployment_config(directory: Path, **deployment) -> Path:
+def _deployment_config(directory: Path, serving: dict | None = None, **deployment) -> Path:
     config = yaml.safe_load((PROJECT_ROOT / "configs" / "deployment.yaml").read_text())
     config["parameters"]["deployment"].update(deployment)
+    config["parameters"]["serving"].update(serving or {})
     path = directory / f"deployment-{len(list(directory.glob('deployment-*')))}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -81,7 +83,7 @@ def two_versions(zenml_client, tmp_path_factory, monkeypatch_module):
     versions = zenml_client.list_model_versions(ZENML_MODEL_NAME, size=10).items
     assert len(versions) >= 2
     yield directory
-    _invoke("--pipeline", "undeploy")
+    _invoke("--command", "undeploy")
 
 
 @pytest.fixture(scope="module")
@@ -108,15 +110,33 @@ def test_deploy_rollback_and_undeploy(zenml_client, two_versions):
     assert "min embedding cosine" in refused.output  # the gate's own words
     assert _answers(url)  # the running deployment was left alone
 
-    rolled = _invoke("--pipeline", "rollback", "--config", str(_deployment_config(two_versions)))
+    # A release whose smoke test fails (a serving config whose default top_k exceeds the 15 labels: /predict
+    # answers 400): the new server is stopped, the running deployment keeps serving, nothing else is left running.
+    broken = {"default_top_k": 1000}
+    failed = _invoke(
+        "--pipeline", "deployment", "--config",
+        str(_deployment_config(two_versions, serving=broken, model_version=production.number - 1)),
+    )  # fmt: skip
+    assert failed.exit_code != 0 and "/predict answered 400" in failed.output, failed.output
+    assert _predict(url)["model"]["version"] == str(production.number)
+    running = zenml_client.active_stack.model_deployer.find_model_server(pipeline_name=PROJECT_SERVICE_NAME)
+    assert len(running) == 1 and running[0].config.model_version == str(production.number)
+
+    # A rollback whose deployment fails its smoke test changes no stage and leaves the deployment serving.
+    failed = _invoke("--command", "rollback", "--config", str(_deployment_config(two_versions, serving=broken)))
+    assert failed.exit_code != 0 and "Rollback not applied" in failed.output, failed.output
+    assert zenml_client.get_model_version(ZENML_MODEL_NAME, PRODUCTION_STAGE).number == production.number
+    assert _predict(url)["model"]["version"] == str(production.number)
+
+    rolled = _invoke("--command", "rollback", "--config", str(_deployment_config(two_versions)))
     assert rolled.exit_code == 0, rolled.output + repr(rolled.exception)
     restored = zenml_client.get_model_version(ZENML_MODEL_NAME, PRODUCTION_STAGE)
     assert restored.number == production.number - 1
     assert zenml_client.get_model_version(ZENML_MODEL_NAME, production.id).stage == "archived"
     new_url = re.search(r"at (http://127\.0\.0\.1:\d+)", rolled.output).group(1)
     assert _predict(new_url)["model"]["version"] == str(restored.number)
-    assert not _answers(url) or url == new_url  # the rollback replaced the previous deployment
+    assert new_url != url and not _answers(url)  # a new port; the old server stopped once the new one passed
 
-    undeployed = _invoke("--pipeline", "undeploy")
+    undeployed = _invoke("--command", "undeploy")
     assert undeployed.exit_code == 0 and "Removed" in undeployed.output
     assert not _answers(new_url)

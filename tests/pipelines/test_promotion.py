@@ -2,7 +2,8 @@
 
 Runs share one model (`har_clip_promotion_test`) and happen in order: a first model above the floor becomes
 production; a worse one stays in staging and leaves production alone; a better one is promoted and the first is
-archived; a model over another label set is refused with the reason.
+archived; a model over another label set is refused with the reason; a forced one whose only format failed its
+parity gate stays in staging.
 """
 
 from pathlib import Path
@@ -28,8 +29,11 @@ pytestmark = pytest.mark.slow
 MODEL_NAME = "har_clip_promotion_test"
 
 
-def tiny_config(directory: Path, name: str, *, epochs: int, learning_rate: float, labels=None) -> Path:
-    """A run config small enough for a few seconds of training: 32 px images, a one-layer CLIP, ONNX only."""
+def tiny_config(
+    directory: Path, name: str, *, epochs: int, learning_rate: float, labels=None, force=False, impossible_gate=False
+) -> Path:
+    """A run config small enough for a few seconds of training: 32 px images, a one-layer CLIP, ONNX only.
+    `impossible_gate`: ONNX held to thresholds no export meets (identical logits), so no format is deployable."""
     data = {
         "source": "synthetic",
         "cache_dir": str(directory / "data"),
@@ -80,9 +84,12 @@ def tiny_config(directory: Path, name: str, *, epochs: int, learning_rate: float
                 "device": "cpu",
                 "threads": 1,
             },
-            "promotion": {"metric": "accuracy", "margin": 0.05, "min_metric": 0.1, "device": "cpu"},
+            "promotion": {"metric": "accuracy", "margin": 0.05, "min_metric": 0.1, "device": "cpu", "force": force},
         },
     }
+    if impossible_gate:
+        gate = {"min_top1_agreement": 1.0, "max_abs_logit_diff": 1e-9, "min_embedding_cosine": 1.0}
+        config["parameters"]["export"]["gates"] = {"onnx": gate}
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -107,6 +114,7 @@ def runs(zenml_client, tmp_path_factory):
         ("worse", {"epochs": 1, "learning_rate": 1e-9}),
         ("better", {"epochs": 30, "learning_rate": 5e-3}),
         ("other_labels", {"epochs": 1, "learning_rate": 1e-3, "labels": ["running", "sleeping", "texting"]}),
+        ("undeployable", {"epochs": 30, "learning_rate": 5e-3, "force": True, "impossible_gate": True}),
     ]
     for name, options in plan:
         run, _ = run_cli(zenml_client, "--config", str(tiny_config(directory, name, **options)), "--no-cache")
@@ -160,6 +168,20 @@ def test_another_label_set_is_refused_with_the_reason(runs):
     decision = decision_of(run)
     assert decision.stage == STAGING_STAGE and "label sets differ" in decision.reason
     assert after[str(better.model_version.number)] == PRODUCTION_STAGE
+
+
+def test_a_version_without_a_deployable_format_stays_in_staging_even_when_forced(zenml_client, runs):
+    better, _ = runs["better"]
+    run, after = runs["undeployable"]
+    decision = decision_of(run)
+    print(decision.reason)
+    assert decision.stage == STAGING_STAGE and decision.forced
+    assert decision.reason.startswith("not deployable: no export format passed its parity gate")
+    assert "onnx: parity gate failed" in decision.reason
+    assert after[str(run.model_version.number)] == STAGING_STAGE
+    assert after[str(better.model_version.number)] == PRODUCTION_STAGE
+    metadata = zenml_client.get_model_version(MODEL_NAME, run.model_version.number).run_metadata
+    assert metadata["deployable_formats"] == [] and metadata["promotion"]["stage"] == STAGING_STAGE
 
 
 def test_the_model_version_carries_metrics_exports_benchmark_and_decision(zenml_client, runs):

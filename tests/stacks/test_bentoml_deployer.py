@@ -61,6 +61,46 @@ def test_local_deployment_serves_the_bento_and_stops_cleanly(zenml_client, onnx_
     assert deployer.find_model_server(pipeline_name=PROJECT_SERVICE_NAME) == []
 
 
+def test_deploy_beside_starts_a_second_server_and_leaves_the_running_one_alone(
+    zenml_client, onnx_bento, bento_model, monkeypatch
+):
+    """What a release relies on. Upstream's `deploy_model(continuous_deployment_mode=False)` hands back the running
+    server as "the exact same configuration" whatever the config says (checked here too), so it cannot do this."""
+    from zenml.integrations.bentoml.services.bentoml_local_deployment import (
+        BentoMLLocalDeploymentConfig,
+        BentoMLLocalDeploymentService,
+    )
+
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))
+    deployer = zenml_client.active_stack.model_deployer
+
+    def config(port: int) -> BentoMLLocalDeploymentConfig:
+        return BentoMLLocalDeploymentConfig(
+            model_name="har_clip_classifier", model_uri=str(bento_model.tag), bento_tag=str(onnx_bento.tag),
+            bento_uri=str(onnx_bento.path), port=port, host="127.0.0.1", working_dir=os.getcwd(),
+            pipeline_name=PROJECT_SERVICE_NAME, pipeline_step_name="test_deploy",
+        )  # fmt: skip
+
+    first_port, second_port = free_port(), free_port()
+    first = deployer.deploy_beside(config(first_port), timeout=180)
+    second = None
+    try:
+        upstream = deployer.deploy_model(
+            config(second_port), service_type=BentoMLLocalDeploymentService.SERVICE_TYPE, timeout=180
+        )
+        assert upstream.uuid == first.uuid and not _answers(f"http://127.0.0.1:{second_port}")  # upstream's bug
+        second = deployer.deploy_beside(config(second_port), timeout=180)
+        assert second.uuid != first.uuid
+        assert _answers(f"http://127.0.0.1:{first_port}") and _answers(f"http://127.0.0.1:{second_port}")
+        found = {s.uuid for s in deployer.find_model_server(pipeline_name=PROJECT_SERVICE_NAME)}
+        assert found == {first.uuid, second.uuid}
+    finally:
+        for service in (first, second):
+            if service is not None:
+                deployer.delete_model_server(service.uuid, force=True)
+    assert not _answers(f"http://127.0.0.1:{first_port}") and not _answers(f"http://127.0.0.1:{second_port}")
+
+
 def test_the_upstream_service_class_is_what_we_fix():
     """The bug this flavor works around: a 1.4 service passes upstream's legacy check (`bentoml.Service`)."""
     import bentoml

@@ -1,0 +1,133 @@
+"""Resident memory of a serving process tree for the ViT-B/16 architecture (random init, no download): the figure
+the Kubernetes memory limits in bento/k8s/ are derived from (README, Kubernetes).
+
+    python benchmarks/serve_memory.py                    # onnx and onnx-int8, with the text tower
+    python benchmarks/serve_memory.py --formats onnx
+
+For each format: `bentoml serve` of the service pinned to the export (one worker, as the manifests run it); the
+RSS of its whole process tree (arbiter + worker) once ready, and its peak while 64 /predict requests run at
+concurrency 8 and then 4 /predict_batch requests of 32 images each run side by side (480×360 JPEGs). Model files'
+sizes are printed beside it. Peak RSS under hostile uploads (decompression bombs) is bounded by the serving
+config's pixel budgets, measured separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.serve import VIT_B16, _jpegs  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--formats", nargs="+", default=["onnx", "onnx-int8"])
+    parser.add_argument("--log-dir", default=".cache/har-clip/bench", help="where the servers' logs are kept")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="har-clip-memory-bench-") as workdir:
+        os.environ["BENTOML_HOME"] = str(Path(workdir) / "bentoml")  # before bentoml is imported
+        os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+        rows = [measure(directory, name, Path(args.log_dir)) for name, directory in export(Path(workdir), args)]
+    print(f"\nViT-B/16 (random init), text tower included, 1 worker, {os.cpu_count()} CPUs")
+    print("| format | model files MiB | tree RSS ready MiB | peak RSS under load MiB |")
+    print("| --- | --- | --- | --- |")
+    for row in rows:
+        print(f"| {row['format']} | {row['files']:.0f} | {row['ready']:.0f} | {row['peak']:.0f} |")
+
+
+def export(workdir: Path, args) -> list[tuple[str, Path]]:
+    import numpy as np
+
+    from har_core.config import ClassifierConfig, ExportConfig, ParityThresholds, TinyBackboneConfig
+    from har_core.export_manifest import ModelSource
+    from har_core.exporter import export_bundle
+    from har_core.labels import HAR_LABELS
+    from har_core.model import build_classifier
+
+    classifier = build_classifier(
+        ClassifierConfig(tiny_backbone=TinyBackboneConfig(**VIT_B16), cache_dir=workdir / "backbones"), HAR_LABELS
+    )
+    pixels = np.random.default_rng(0).standard_normal((8, 3, 224, 224), dtype=np.float32)
+    gates = dict(ExportConfig().gates)  # random init: only int8's embedding cosine means anything
+    gates["onnx-int8"] = ParityThresholds(min_top1_agreement=0.0, max_abs_logit_diff=None, min_embedding_cosine=0.99)
+    config = ExportConfig(formats=tuple(args.formats), gates=gates)
+    bundle = export_bundle(classifier, pixels, workdir / "exports", config, ModelSource(backbone="ViT-B/16"), "cpu")
+    return [(name, bundle.directory(name)) for name in bundle.deployable_formats()]
+
+
+def measure(export_dir: Path, name: str, log_dir: Path) -> dict:
+    import requests
+
+    from bento.packaging import save_bento_model
+    from bento.server import BentoServer
+    from bento.settings import write_serving_config
+    from har_core.config import ServingConfig
+
+    model = save_bento_model(export_dir, model_version="bench")
+    files = sum(path.stat().st_size for path in export_dir.iterdir() if path.is_file()) / 2**20
+    images = _jpegs(8)
+    # A generous batching deadline and timeout: on a loaded host queued requests would otherwise be answered 503/504
+    # before they ran, and this measures memory, not latency.
+    serving = write_serving_config(
+        ServingConfig(max_latency_ms=600_000, timeout_s=900), log_dir / f"memory-{name}-serving.yaml"
+    )
+    env = {"HAR_CLIP_BENTO_MODEL": str(model.tag), "HAR_CLIP_SERVING_CONFIG": str(serving)}
+    with BentoServer("bento.service:HarClipService", log_dir / f"memory-{name}.log", env) as server:
+        time.sleep(2)
+        ready = tree_rss_mib(server.process.pid)
+        print(f"{name}: model files {files:.0f} MiB, tree RSS once ready {ready:.0f} MiB", flush=True)
+        peak, stop = [ready], threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak.append(tree_rss_mib(server.process.pid))
+                time.sleep(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+
+        def one(index: int) -> None:
+            upload = {"image": (f"{index}.jpg", images[index % len(images)], "image/jpeg")}
+            requests.post(f"{server.url}/predict", files=upload, timeout=600).raise_for_status()
+
+        def batch(index: int) -> None:
+            uploads = [("images", (f"{i}.jpg", images[i % len(images)], "image/jpeg")) for i in range(32)]
+            requests.post(f"{server.url}/predict_batch", files=uploads, timeout=600).raise_for_status()
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(one, range(64)))
+            list(pool.map(batch, range(4)))
+        stop.set()
+        sampler.join()
+    row = {"format": name, "files": files, "ready": ready, "peak": max(peak)}
+    print(row, flush=True)
+    return row
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Summed VmRSS of `pid` and its descendants (shared pages counted per process: an upper bound)."""
+    from bento.server import descendants
+
+    total = 0
+    for member in (pid, *descendants(pid)):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total / 1024
+
+
+if __name__ == "__main__":
+    main()
