@@ -28,6 +28,8 @@ PYTHON_VERSION = "3.11"
 SERVICE_FILES = (
     "bento/__init__.py",
     "bento/service.py",
+    "bento/decoding.py",
+    "bento/watchdog.py",
     "bento/guard.py",
     "bento/settings.py",
     "bento/*.yaml",

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,12 +25,13 @@ import numpy as np
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
+from bento.decoding import DecodeBusyError, PixelBudget, decode_uploads, return_large_frees_to_the_os
 from bento.guard import RequestGuard
 from bento.settings import bento_model_tag, load_serving_config
+from bento.watchdog import record_clean_exit, start_watchdog
 from har_core.constants import API_TOKEN_ENV, BENTO_SERVICE_NAME
-from har_core.images import ImageTooLargeError, InvalidImageError, open_image
+from har_core.images import ImageTooLargeError, InvalidImageError
 from har_core.predictor import Prediction, Predictor
-from har_core.transform import preprocess_batch
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ TopK = Annotated[int, Field(ge=1, description="How many labels to return, best f
 INTERNAL_ROUTES = ("/probabilities",)
 CustomLabels = Annotated[list[str], Field(description='Your own label set (open vocabulary): ["juggling", "rowing"].')]
 _TEMP_PREFIX = re.compile(r"^tmp[a-z0-9_]{8}")
+DECODE_THREADS = 8  # requests decoding (or waiting for pixel budget) at once; the model's threads are apart
 
 
 class ModelInfo(BaseModel):
@@ -88,7 +91,21 @@ class HarClipService:
             version=str(metadata.get("model_version") or source.model_version or self.bento_model.tag.version),
             format=self.predictor.format,
         )
+        if not return_large_frees_to_the_os():
+            logger.warning("Not glibc: freed image memory may stay with the worker after large decodes")
+        self.decode_budget = PixelBudget(CONFIG.max_decoding_pixels)
+        self.decoders = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="har-clip-decode")
         logger.info("Serving %s (%s)", self.model_info, self.bento_model.tag)
+
+    @bentoml.on_deployment
+    def _watch_workers() -> None:
+        """Runs once in the arbiter process: in a container, a dead worker ends the service (bento/watchdog.py)."""
+        start_watchdog()
+
+    @bentoml.on_shutdown
+    def _shut_down(self) -> None:
+        record_clean_exit()
+        self.decoders.shutdown(wait=False, cancel_futures=True)
 
     @bentoml.api(batchable=True, max_batch_size=CONFIG.max_batch_size, max_latency_ms=CONFIG.max_latency_ms)
     def probabilities(self, pixels: list[str]) -> list[list[float]]:
@@ -106,7 +123,7 @@ class HarClipService:
         """Rank the model's labels for one uploaded image (multipart field `image`)."""
         try:
             self._check_top_k(top_k, len(self.predictor.labels))
-            pixels = await asyncio.to_thread(self._pixels, [image])
+            pixels = await self._pixels([image])
         except BadRequest as error:
             return _error(error)
         started = time.perf_counter()
@@ -125,7 +142,7 @@ class HarClipService:
             if len(images) > CONFIG.max_batch_images:
                 raise BadRequest(400, f"{len(images)} images sent; the limit is {CONFIG.max_batch_images} per call.")
             self._check_top_k(top_k, len(self.predictor.labels))
-            pixels = await asyncio.to_thread(self._pixels, images)
+            pixels = await self._pixels(images)
         except BadRequest as error:
             return _error(error)
         started = time.perf_counter()
@@ -145,7 +162,7 @@ class HarClipService:
             labels = self._check_labels(labels)
             top_k = min(CONFIG.default_top_k, len(labels)) if top_k is None else top_k
             self._check_top_k(top_k, len(labels))
-            pixels = await asyncio.to_thread(self._pixels, [image])
+            pixels = await self._pixels([image])
         except BadRequest as error:
             return _error(error)
         started = time.perf_counter()
@@ -166,7 +183,15 @@ class HarClipService:
             "preprocess": manifest.preprocess.model_dump(mode="json"),
             "parity": manifest.parity.model_dump(mode="json") if manifest.parity else None,
             "limits": CONFIG.model_dump(
-                include={"max_request_bytes", "max_batch_images", "max_custom_labels", "max_label_chars", "timeout_s"}
+                include={
+                    "max_request_bytes",
+                    "max_batch_images",
+                    "max_request_pixels",
+                    "max_decoding_pixels",
+                    "max_custom_labels",
+                    "max_label_chars",
+                    "timeout_s",
+                }
             ),
             "auth_required": bool(os.environ.get(API_TOKEN_ENV)),
         }
@@ -179,18 +204,25 @@ class HarClipService:
             return np.asarray(self.probabilities(encoded))
         return np.asarray(await client.probabilities(encoded))
 
-    def _pixels(self, paths: list[Path]) -> np.ndarray:
-        images = []
-        for path in paths:
-            try:
-                images.append(open_image(path.read_bytes(), name=_upload_name(path)))
-            except ImageTooLargeError as error:
-                raise BadRequest(413, str(error)) from error
-            except InvalidImageError as error:
-                raise BadRequest(422, str(error)) from error
-        if not images:
+    async def _pixels(self, paths: list[Path]) -> np.ndarray:
+        """Model input for the uploads, decoded in the decode threads under the request's and the worker's pixel
+        budgets (bento/decoding.py): a request never holds more than one decoded image at a time."""
+        if not paths:
             raise BadRequest(400, "No image was uploaded.")
-        return preprocess_batch(images, self.predictor.manifest.preprocess)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.decoders, self._decode, paths)
+        except ImageTooLargeError as error:
+            raise BadRequest(413, str(error)) from error
+        except InvalidImageError as error:
+            raise BadRequest(422, str(error)) from error
+        except DecodeBusyError as error:
+            raise BadRequest(503, str(error)) from error
+
+    def _decode(self, paths: list[Path]) -> np.ndarray:
+        uploads = [(path.read_bytes(), _upload_name(path)) for path in paths]
+        return decode_uploads(
+            uploads, self.predictor.manifest.preprocess, CONFIG.max_request_pixels, self.decode_budget, CONFIG.timeout_s
+        )
 
     def _check_labels(self, labels: list[str]) -> list[str]:
         if not self.predictor.supports_custom_labels:
