@@ -7,12 +7,18 @@ for probes and scrapers; the token guards every API call (POST).
 
 The service calls its own batchable API through BentoML's in-process proxy; such inner requests inherit the outer
 request's checks through a context variable instead of being checked (and size-limited) a second time.
+
+Every error answer of an API call leaves as `{"error": "<message>"}`, BentoML's own included (its validation errors
+carry a list of pydantic errors), so the published OpenAPI document (bento/openapi.py, served here at `/docs.json`)
+can describe one error shape.
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import hmac
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -40,14 +46,18 @@ class RequestGuard:
         max_request_bytes: int,
         file_fields: Mapping[str, tuple[str, ...]],
         internal_routes: tuple[str, ...] = (),
+        openapi: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.app = app
+        self.openapi = functools.cache(openapi) if openapi else None
         self.token = token.encode() if token else None
         self.max_request_bytes = max_request_bytes
         self.file_fields = dict(file_fields)
         self.internal_routes = frozenset(internal_routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.openapi and scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/docs.json":
+            return await JSONResponse(self.openapi())(scope, receive, send)
         if scope["type"] != "http" or scope["method"] != "POST" or _INSIDE_CHECKED_REQUEST.get():
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
@@ -63,7 +73,7 @@ class RequestGuard:
             return await JSONResponse({"error": message}, status_code=status, headers=extra)(scope, receive, send)
         marker = _INSIDE_CHECKED_REQUEST.set(True)
         try:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, _replay(body, receive), _uniform_errors(send))
         finally:
             _INSIDE_CHECKED_REQUEST.reset(marker)
 
@@ -77,7 +87,10 @@ class RequestGuard:
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_request_bytes:
             return 413, f"The request body is {int(length):,} bytes; the limit is {self.max_request_bytes:,} bytes."
-        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        content_type = headers.get("content-type", "")
+        media_type = content_type.split(";")[0].strip().lower()
+        if media_type == "multipart/form-data" and "boundary=" not in content_type.lower():
+            return 400, "Malformed multipart body: the Content-Type header names no boundary."
         if scope["path"] in self.file_fields and media_type != "multipart/form-data":
             fields = ", ".join(self.file_fields[scope["path"]])
             return 415, (
@@ -121,6 +134,55 @@ class RequestGuard:
         finally:
             await form.close()
         return None
+
+
+def _uniform_errors(send: Send) -> Send:
+    """A `send` that rewrites the body of any 4xx/5xx answer to `{"error": "<message>"}`."""
+    start: dict[str, Any] | None = None
+    chunks: list[bytes] = []
+
+    async def wrapped(message: dict[str, Any]) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            start = message
+            return None
+        if start is None or message["type"] != "http.response.body":
+            return await send(message)
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return None
+        body = _error_body(b"".join(chunks))
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length", b"content-type")]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return wrapped
+
+
+def _error_body(raw: bytes) -> bytes:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and set(data) == {"error"} and isinstance(data["error"], str):
+        return raw
+    if isinstance(data, dict) and "error" in data:
+        parts = [data["error"], data.get("detail")]
+        message = "; ".join(_message(part) for part in parts if part)
+    else:
+        message = raw.decode(errors="replace").strip() or "Request failed."
+    return json.dumps({"error": message}).encode()
+
+
+def _message(value: Any) -> str:
+    """Readable text of a BentoML error field: a string, or pydantic's list of {loc, msg} errors."""
+    if isinstance(value, list):
+        return "; ".join(_message(item) for item in value)
+    if isinstance(value, dict) and "msg" in value:
+        location = ".".join(str(part) for part in value.get("loc", ()) if part not in ("body",))
+        return f"{location}: {value['msg']}" if location else str(value["msg"])
+    return str(value)
 
 
 def _replay(body: bytes, receive: Receive | None) -> Receive:

@@ -30,6 +30,7 @@ SERVICE_FILES = (
     "bento/service.py",
     "bento/decoding.py",
     "bento/watchdog.py",
+    "bento/openapi.py",
     "bento/guard.py",
     "bento/settings.py",
     "bento/*.yaml",

@@ -22,11 +22,12 @@ from typing import Annotated, Any
 
 import bentoml
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.responses import JSONResponse
 
 from bento.decoding import DecodeBusyError, PixelBudget, decode_uploads, return_large_frees_to_the_os
 from bento.guard import RequestGuard
+from bento.openapi import published_spec
 from bento.settings import bento_model_tag, load_serving_config
 from bento.watchdog import record_clean_exit, start_watchdog
 from har_core.constants import API_TOKEN_ENV, BENTO_SERVICE_NAME
@@ -36,7 +37,25 @@ from har_core.predictor import Prediction, Predictor
 logger = logging.getLogger(__name__)
 
 CONFIG = load_serving_config()
-TopK = Annotated[int, Field(ge=1, description="How many labels to return, best first (at most the label count).")]
+
+
+def _not_a_bool(value: Any) -> Any:
+    """pydantic's lax mode reads `true` as 1; a top_k of `true` is a client bug worth a 400."""
+    if isinstance(value, bool):
+        raise ValueError("top_k must be an integer, not a boolean")
+    return value
+
+
+TopK = Annotated[
+    int,
+    BeforeValidator(_not_a_bool),
+    Field(ge=1, description="How many labels to return, best first (at most the label count)."),
+]
+ClassifyTopK = Annotated[
+    int | None,
+    BeforeValidator(_not_a_bool),
+    Field(ge=1, description="Default: 5, or every label when fewer; more than the labels sent returns them all."),
+]
 INTERNAL_ROUTES = ("/probabilities",)
 CustomLabels = Annotated[list[str], Field(description='Your own label set (open vocabulary): ["juggling", "rowing"].')]
 _TEMP_PREFIX = re.compile(r"^tmp[a-z0-9_]{8}")
@@ -155,13 +174,13 @@ class HarClipService:
         self,
         image: Path,
         labels: CustomLabels,
-        top_k: Annotated[int | None, Field(ge=1, description="Default: 5, or every label when fewer.")] = None,
+        top_k: ClassifyTopK = None,
     ) -> PredictResponse:
         """Rank labels given in the request for one image: the text tower embeds them (cached per label set)."""
         try:
             labels = self._check_labels(labels)
-            top_k = min(CONFIG.default_top_k, len(labels)) if top_k is None else top_k
-            self._check_top_k(top_k, len(labels))
+            self._check_top_k(top_k or 1, CONFIG.max_custom_labels)
+            top_k = min(CONFIG.default_top_k if top_k is None else top_k, len(labels))
             pixels = await self._pixels([image])
         except BadRequest as error:
             return _error(error)
@@ -244,7 +263,7 @@ class HarClipService:
     @staticmethod
     def _check_top_k(top_k: int, num_labels: int) -> None:
         if not 1 <= top_k <= num_labels:
-            raise BadRequest(400, f"top_k must be between 1 and {num_labels} (the number of labels), got {top_k}.")
+            raise BadRequest(400, f"top_k must be between 1 and {num_labels}, got {top_k}.")
 
 
 def _top_k(labels: list[str], probabilities: np.ndarray, top_k: int) -> list[Prediction]:
@@ -261,10 +280,19 @@ def _error(error: BadRequest) -> JSONResponse:
     return JSONResponse({"error": str(error)}, status_code=error.status)
 
 
+def _published_spec() -> dict[str, Any]:
+    """The OpenAPI document, with the served model's label count as `top_k`'s maximum."""
+    labels = len(bentoml.models.get(bento_model_tag()).info.metadata.get("labels") or [])
+    top_k_max = {"/predict": labels, "/predict_batch": labels, "/classify": CONFIG.max_custom_labels}
+    return published_spec(HarClipService.openapi_spec.asdict(), FILE_FIELDS, INTERNAL_ROUTES, top_k_max)
+
+
+FILE_FIELDS = {"/predict": ("image",), "/predict_batch": ("images",), "/classify": ("image",)}
 HarClipService.add_asgi_middleware(
     RequestGuard,
     token=os.environ.get(API_TOKEN_ENV) or None,
     max_request_bytes=CONFIG.max_request_bytes,
-    file_fields={"/predict": ("image",), "/predict_batch": ("images",), "/classify": ("image",)},
+    file_fields=FILE_FIELDS,
     internal_routes=INTERNAL_ROUTES,
+    openapi=lambda: _published_spec(),
 )
