@@ -137,7 +137,10 @@ def kill_worker_under_load(url: str, root, headers: dict, concurrency: int = 8, 
     victims = sorted(worker_pids(root()))
     if not victims:
         stop.set()
-        raise RuntimeError("no BentoML worker found under the server")
+        import psutil
+
+        tree = [(c.pid, c.cmdline()) for c in psutil.Process(root()).children(recursive=True)]
+        raise RuntimeError(f"no BentoML worker found under the server {root()}: {tree}")
     killed_at = time.monotonic()
     os.kill(victims[0], signal.SIGKILL)
     ready_at = _poll_ready(url, killed_at, timeout_s=300)

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.datastructures import Headers, UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -91,6 +92,8 @@ class RequestGuard:
         media_type = content_type.split(";")[0].strip().lower()
         if media_type == "multipart/form-data" and "boundary=" not in content_type.lower():
             return 400, "Malformed multipart body: the Content-Type header names no boundary."
+        if scope["path"] not in self.file_fields and media_type not in ("", "application/json"):
+            return 415, f"{scope['path']} takes an application/json body (or none); got content type {media_type!r}."
         if scope["path"] in self.file_fields and media_type != "multipart/form-data":
             fields = ", ".join(self.file_fields[scope["path"]])
             return 415, (
@@ -118,8 +121,8 @@ class RequestGuard:
         request = Request(scope, _replay(body, None))
         try:
             form = await request.form()
-        except (MultiPartException, ValueError, KeyError) as error:
-            return 400, f"Malformed multipart body: {error}."
+        except (MultiPartException, HTTPException, ValueError, KeyError) as error:  # starlette wraps as HTTPException
+            return 400, f"Malformed multipart body: {getattr(error, 'detail', None) or error}."
         try:
             for field in fields:
                 values = form.getlist(field)

@@ -26,6 +26,7 @@ COMMON_ERRORS = {
     "400": "A field missing, of the wrong type or out of range (the message names it); a malformed body.",
     "401": "Missing or wrong bearer token (only when the server runs with HAR_CLIP_API_TOKEN).",
     "413": "The body is over max_request_bytes.",
+    "415": "A body of another content type than the one documented for the route.",
     "429": "More than max_concurrency requests in flight.",
     "500": "An unexpected server error (none is known: tests/bento fuzz the service).",
     "503": "The worker is saturated (batching queue past max_latency_ms, or no decode budget came free): retry.",
@@ -44,10 +45,11 @@ def published_spec(
     spec: dict[str, Any],
     upload_routes: Iterable[str],
     internal_routes: Iterable[str],
-    top_k_max: Mapping[str, int],
+    constraints: Mapping[str, Mapping[str, dict[str, Any]]],
 ) -> dict:
     """`spec` (BentoML's, as a dict) with internal routes removed, each API's error answers documented, the request
-    body marked required where it has required fields, and `top_k`'s maximum per route (`top_k_max`)."""
+    body marked required where it has required fields, and the service's limits on its fields (`constraints`: route
+    -> field -> JSON-schema keywords: a batch of 0 images, a label list of 0 labels are refused, so say so)."""
     spec = copy.deepcopy(spec)
     uploads = set(upload_routes)
     for route in internal_routes:
@@ -68,14 +70,19 @@ def published_spec(
             schema = media.get("schema", {})
             if schema.get("required"):
                 operation["requestBody"]["required"] = True
-            if route in top_k_max and "top_k" in schema.get("properties", {}):
-                _set_maximum(schema["properties"]["top_k"], top_k_max[route])
+            for field, keywords in constraints.get(route, {}).items():
+                if field in schema.get("properties", {}):
+                    _constrain(schema["properties"][field], keywords)
     spec.setdefault("components", {}).setdefault("schemas", {})[ERROR_SCHEMA_NAME] = ERROR_SCHEMA
     return spec
 
 
-def _set_maximum(schema: dict[str, Any], maximum: int) -> None:
-    """`maximum` on an integer schema, or on the integer branch of an `anyOf` (an optional field)."""
-    for branch in [schema, *schema.get("anyOf", [])]:
-        if branch.get("type") == "integer":
-            branch["maximum"] = maximum
+def _constrain(schema: dict[str, Any], keywords: dict[str, Any]) -> None:
+    """Add `keywords` to a property schema (to its non-null branch when it is an `anyOf`). BentoML copies pydantic's
+    `ge`/`le` through as they are; JSON Schema (and every client generator) reads `minimum`/`maximum`."""
+    branches = [b for b in schema.get("anyOf", []) if b.get("type") != "null"] or [schema]
+    for branch in branches:
+        for pydantic_name, json_name in (("ge", "minimum"), ("le", "maximum")):
+            if pydantic_name in branch:
+                branch[json_name] = branch.pop(pydantic_name)
+        branch.update(keywords)

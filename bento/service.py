@@ -46,15 +46,11 @@ def _not_a_bool(value: Any) -> Any:
     return value
 
 
-TopK = Annotated[
-    int,
-    BeforeValidator(_not_a_bool),
-    Field(ge=1, description="How many labels to return, best first (at most the label count)."),
-]
+PositiveInt = Annotated[int, BeforeValidator(_not_a_bool), Field(ge=1)]
+TopK = Annotated[PositiveInt, Field(description="How many labels to return, best first (at most the label count).")]
 ClassifyTopK = Annotated[
-    int | None,
-    BeforeValidator(_not_a_bool),
-    Field(ge=1, description="Default: 5, or every label when fewer; more than the labels sent returns them all."),
+    PositiveInt | None,
+    Field(description="Default: 5, or every label when fewer; more than the labels sent returns them all."),
 ]
 INTERNAL_ROUTES = ("/probabilities",)
 CustomLabels = Annotated[list[str], Field(description='Your own label set (open vocabulary): ["juggling", "rowing"].')]
@@ -283,8 +279,19 @@ def _error(error: BadRequest) -> JSONResponse:
 def _published_spec() -> dict[str, Any]:
     """The OpenAPI document, with the served model's label count as `top_k`'s maximum."""
     labels = len(bentoml.models.get(bento_model_tag()).info.metadata.get("labels") or [])
-    top_k_max = {"/predict": labels, "/predict_batch": labels, "/classify": CONFIG.max_custom_labels}
-    return published_spec(HarClipService.openapi_spec.asdict(), FILE_FIELDS, INTERNAL_ROUTES, top_k_max)
+    custom_label = {"type": "string", "minLength": 1, "maxLength": CONFIG.max_label_chars, "pattern": r"\S"}
+    constraints = {
+        "/predict": {"top_k": {"maximum": labels}},
+        "/predict_batch": {
+            "top_k": {"maximum": labels},
+            "images": {"minItems": 1, "maxItems": CONFIG.max_batch_images},
+        },
+        "/classify": {
+            "top_k": {"maximum": CONFIG.max_custom_labels, "nullable": True},
+            "labels": {"minItems": 1, "maxItems": CONFIG.max_custom_labels, "uniqueItems": True, "items": custom_label},
+        },
+    }
+    return published_spec(HarClipService.openapi_spec.asdict(), FILE_FIELDS, INTERNAL_ROUTES, constraints)
 
 
 FILE_FIELDS = {"/predict": ("image",), "/predict_batch": ("images",), "/classify": ("image",)}

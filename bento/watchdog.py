@@ -61,7 +61,7 @@ def worker_pids(root_pid: int) -> set[int]:
     workers = set()
     for child in children:
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and WORKER_MODULE in child.cmdline():
+            if child.status() != psutil.STATUS_ZOMBIE and any(WORKER_MODULE in part for part in child.cmdline()):
                 workers.add(child.pid)
         except psutil.Error:
             continue
