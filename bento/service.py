@@ -288,7 +288,13 @@ def _published_spec() -> dict[str, Any]:
         },
         "/classify": {
             "top_k": {"maximum": CONFIG.max_custom_labels, "nullable": True},
-            "labels": {"minItems": 1, "maxItems": CONFIG.max_custom_labels, "uniqueItems": True, "items": custom_label},
+            "labels": {
+                "minItems": 1,
+                "maxItems": CONFIG.max_custom_labels,
+                "uniqueItems": True,
+                "items": custom_label,
+                "description": 'One part holding a JSON list of your own labels: ["juggling", "rowing"].',
+            },
         },
     }
     return published_spec(HarClipService.openapi_spec.asdict(), FILE_FIELDS, INTERNAL_ROUTES, constraints)
