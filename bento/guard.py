@@ -124,6 +124,9 @@ class RequestGuard:
         except (MultiPartException, HTTPException, ValueError, KeyError) as error:  # starlette wraps as HTTPException
             return 400, f"Malformed multipart body: {getattr(error, 'detail', None) or error}."
         try:
+            repeated = sorted({key for key in form if key not in fields and len(form.getlist(key)) > 1})
+            if repeated:  # BentoML would read one of them and ignore the rest
+                return 400, f"Multipart field {repeated[0]!r} is sent more than once; send it once."
             for field in fields:
                 values = form.getlist(field)
                 if not values:
