@@ -93,6 +93,11 @@ def _bad_requests(tmp: Path) -> dict[str, tuple[dict, int, str]]:
         "json body": ({"json": {"image": "http://127.0.0.1:1/x.jpg"}}, 415, "multipart/form-data"),
         "text field for the file": ({"files": {"image": (None, "http://127.0.0.1:1/x.jpg")}}, 400, "uploaded file"),
         "missing file": ({"files": {"top_k": (None, "3")}}, 400, "missing"),
+        "top_k twice": (
+            {"files": [("image", ("a.jpg", good, "image/jpeg")), ("top_k", (None, "3")), ("top_k", (None, "2"))]},
+            400,
+            "more than once",
+        ),
         "top_k zero": ({"files": {"image": ("a.jpg", good, "image/jpeg")}, "data": {"top_k": "0"}}, 400, "top_k"),
         "top_k too big": ({"files": {"image": ("a.jpg", good, "image/jpeg")}, "data": {"top_k": "99"}}, 400, "top_k"),
         "top_k not a number": (
