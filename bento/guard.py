@@ -38,7 +38,8 @@ IMAGE_MEDIA_TYPES = ("image/", "application/octet-stream")
 
 class RequestGuard:
     """ASGI middleware. `token`: None for no auth; `file_fields`: route -> multipart file fields it needs;
-    `internal_routes`: routes only the service itself may call (its batchable API)."""
+    `internal_routes`: routes only the service itself may call (its batchable API); `openapi`: the document served
+    at `/docs.json`; `form_fields`: route -> its other multipart fields, refused when sent twice."""
 
     def __init__(
         self,
@@ -48,8 +49,10 @@ class RequestGuard:
         file_fields: Mapping[str, tuple[str, ...]],
         internal_routes: tuple[str, ...] = (),
         openapi: Callable[[], dict[str, Any]] | None = None,
+        form_fields: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.app = app
+        self.form_fields = dict(form_fields or {})  # route -> its non-file multipart fields (each read once)
         self.openapi = functools.cache(openapi) if openapi else None
         self.token = token.encode() if token else None
         self.max_request_bytes = max_request_bytes
@@ -124,7 +127,8 @@ class RequestGuard:
         except (MultiPartException, HTTPException, ValueError, KeyError) as error:  # starlette wraps as HTTPException
             return 400, f"Malformed multipart body: {getattr(error, 'detail', None) or error}."
         try:
-            repeated = sorted({key for key in form if key not in fields and len(form.getlist(key)) > 1})
+            declared = self.form_fields.get(scope["path"], ())
+            repeated = sorted({key for key in declared if len(form.getlist(key)) > 1})
             if repeated:  # BentoML would read one of them and ignore the rest
                 return 400, f"Multipart field {repeated[0]!r} is sent more than once; send it once."
             for field in fields:

@@ -308,4 +308,5 @@ HarClipService.add_asgi_middleware(
     file_fields=FILE_FIELDS,
     internal_routes=INTERNAL_ROUTES,
     openapi=lambda: _published_spec(),
+    form_fields={"/predict": ("top_k",), "/predict_batch": ("top_k",), "/classify": ("labels", "top_k")},
 )

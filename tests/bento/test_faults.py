@@ -78,6 +78,8 @@ def test_a_killed_worker_comes_back_and_only_in_flight_requests_fail(server):
         assert server.pid != pid_before  # the container exited and podman started it again
         assert server.inspect("{{.RestartCount}}") == "1"
     else:
-        assert result["failed_after_kill"] == 0  # new connections wait in the arbiter's backlog
+        # New connections wait in the arbiter's backlog; what fails is each client's connection to the dead worker
+        # (in flight, or a keep-alive connection reused just after the kill): at most one per client.
+        assert result["failed_in_flight"] + result["failed_after_kill"] <= 8, result
         assert server.pid == pid_before and result["new_worker"] and result["new_worker"][0] != result["worker"]
     assert _answers(server)
