@@ -7,16 +7,23 @@ for probes and scrapers; the token guards every API call (POST).
 
 The service calls its own batchable API through BentoML's in-process proxy; such inner requests inherit the outer
 request's checks through a context variable instead of being checked (and size-limited) a second time.
+
+Every error answer of an API call leaves as `{"error": "<message>"}`, BentoML's own included (its validation errors
+carry a list of pydantic errors), so the published OpenAPI document (bento/openapi.py, served here at `/docs.json`)
+can describe one error shape.
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import hmac
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.datastructures import Headers, UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -31,7 +38,8 @@ IMAGE_MEDIA_TYPES = ("image/", "application/octet-stream")
 
 class RequestGuard:
     """ASGI middleware. `token`: None for no auth; `file_fields`: route -> multipart file fields it needs;
-    `internal_routes`: routes only the service itself may call (its batchable API)."""
+    `internal_routes`: routes only the service itself may call (its batchable API); `openapi`: the document served
+    at `/docs.json`; `form_fields`: route -> its other multipart fields, refused when sent twice."""
 
     def __init__(
         self,
@@ -40,14 +48,20 @@ class RequestGuard:
         max_request_bytes: int,
         file_fields: Mapping[str, tuple[str, ...]],
         internal_routes: tuple[str, ...] = (),
+        openapi: Callable[[], dict[str, Any]] | None = None,
+        form_fields: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.app = app
+        self.form_fields = dict(form_fields or {})  # route -> its non-file multipart fields (each read once)
+        self.openapi = functools.cache(openapi) if openapi else None
         self.token = token.encode() if token else None
         self.max_request_bytes = max_request_bytes
         self.file_fields = dict(file_fields)
         self.internal_routes = frozenset(internal_routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.openapi and scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/docs.json":
+            return await JSONResponse(self.openapi())(scope, receive, send)
         if scope["type"] != "http" or scope["method"] != "POST" or _INSIDE_CHECKED_REQUEST.get():
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
@@ -63,7 +77,7 @@ class RequestGuard:
             return await JSONResponse({"error": message}, status_code=status, headers=extra)(scope, receive, send)
         marker = _INSIDE_CHECKED_REQUEST.set(True)
         try:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, _replay(body, receive), _uniform_errors(send))
         finally:
             _INSIDE_CHECKED_REQUEST.reset(marker)
 
@@ -77,7 +91,12 @@ class RequestGuard:
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_request_bytes:
             return 413, f"The request body is {int(length):,} bytes; the limit is {self.max_request_bytes:,} bytes."
-        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        content_type = headers.get("content-type", "")
+        media_type = content_type.split(";")[0].strip().lower()
+        if media_type == "multipart/form-data" and "boundary=" not in content_type.lower():
+            return 400, "Malformed multipart body: the Content-Type header names no boundary."
+        if scope["path"] not in self.file_fields and media_type not in ("", "application/json"):
+            return 415, f"{scope['path']} takes an application/json body (or none); got content type {media_type!r}."
         if scope["path"] in self.file_fields and media_type != "multipart/form-data":
             fields = ", ".join(self.file_fields[scope["path"]])
             return 415, (
@@ -105,9 +124,13 @@ class RequestGuard:
         request = Request(scope, _replay(body, None))
         try:
             form = await request.form()
-        except (MultiPartException, ValueError, KeyError) as error:
-            return 400, f"Malformed multipart body: {error}."
+        except (MultiPartException, HTTPException, ValueError, KeyError) as error:  # starlette wraps as HTTPException
+            return 400, f"Malformed multipart body: {getattr(error, 'detail', None) or error}."
         try:
+            declared = self.form_fields.get(scope["path"], ())
+            repeated = sorted({key for key in declared if len(form.getlist(key)) > 1})
+            if repeated:  # BentoML would read one of them and ignore the rest
+                return 400, f"Multipart field {repeated[0]!r} is sent more than once; send it once."
             for field in fields:
                 values = form.getlist(field)
                 if not values:
@@ -121,6 +144,55 @@ class RequestGuard:
         finally:
             await form.close()
         return None
+
+
+def _uniform_errors(send: Send) -> Send:
+    """A `send` that rewrites the body of any 4xx/5xx answer to `{"error": "<message>"}`."""
+    start: dict[str, Any] | None = None
+    chunks: list[bytes] = []
+
+    async def wrapped(message: dict[str, Any]) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            start = message
+            return None
+        if start is None or message["type"] != "http.response.body":
+            return await send(message)
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return None
+        body = _error_body(b"".join(chunks))
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length", b"content-type")]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return wrapped
+
+
+def _error_body(raw: bytes) -> bytes:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and set(data) == {"error"} and isinstance(data["error"], str):
+        return raw
+    if isinstance(data, dict) and "error" in data:
+        parts = [data["error"], data.get("detail")]
+        message = "; ".join(_message(part) for part in parts if part)
+    else:
+        message = raw.decode(errors="replace").strip() or "Request failed."
+    return json.dumps({"error": message}).encode()
+
+
+def _message(value: Any) -> str:
+    """Readable text of a BentoML error field: a string, or pydantic's list of {loc, msg} errors."""
+    if isinstance(value, list):
+        return "; ".join(_message(item) for item in value)
+    if isinstance(value, dict) and "msg" in value:
+        location = ".".join(str(part) for part in value.get("loc", ()) if part not in ("body",))
+        return f"{location}: {value['msg']}" if location else str(value["msg"])
+    return str(value)
 
 
 def _replay(body: bytes, receive: Receive | None) -> Receive:

@@ -30,6 +30,9 @@ PYTHON_VERSION = "3.11"
 SERVICE_FILES = (
     "bento/__init__.py",
     "bento/service.py",
+    "bento/decoding.py",
+    "bento/watchdog.py",
+    "bento/openapi.py",
     "bento/guard.py",
     "bento/drain.py",
     "bento/settings.py",

@@ -73,7 +73,12 @@ def image_size_bytes(image_tag: str) -> int:
 
 
 class ContainerServer:
-    """`podman run --network host <image> serve` on a free 127.0.0.1 port; removed (with its processes) on exit."""
+    """`podman run --network host <image> serve` on a free 127.0.0.1 port; removed (with its processes) on exit.
+
+    `restart` is podman's restart policy: the service exits when a worker dies (bento/watchdog.py) and the runtime
+    brings it back, as a Deployment's kubelet does. `podman_args` go before the image (e.g. `--read-only`,
+    `--tmpfs`, `--user`).
+    """
 
     def __init__(
         self,
@@ -81,15 +86,16 @@ class ContainerServer:
         log_path: str | Path,
         env: Mapping[str, str] | None = None,
         podman_args: Sequence[str] = (),
+        restart: str = "on-failure",
     ) -> None:
-        """`podman_args` go before the image (e.g. `--read-only`, `--tmpfs`, `--user`)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.name = f"har-clip-{uuid.uuid4().hex[:10]}"
         self.log_path = Path(log_path)
         environment = [item for key, value in (env or {}).items() for item in ("-e", f"{key}={value}")]
         subprocess.run(
-            ["podman", "run", "-d", "--name", self.name, "--network", "host", *environment, *podman_args, image_tag,
+            ["podman", "run", "-d", "--name", self.name, "--network", "host", "--restart", restart, *environment,
+             *podman_args, image_tag,
              "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             env=podman_env(), check=True, capture_output=True,
         )  # fmt: skip
@@ -98,6 +104,17 @@ class ContainerServer:
         except BaseException:
             self.stop()
             raise
+
+    @property
+    def pid(self) -> int:
+        """The container's init process (BentoML's arbiter) as the host sees it; it changes when podman restarts it."""
+        return int(self.inspect("{{.State.Pid}}"))
+
+    def inspect(self, template: str) -> str:
+        result = subprocess.run(
+            ["podman", "inspect", "--format", template, self.name], env=podman_env(), capture_output=True, text=True
+        )
+        return result.stdout.strip()
 
     def exec(self, *command: str) -> subprocess.CompletedProcess:
         return subprocess.run(["podman", "exec", self.name, *command], env=podman_env(), capture_output=True, text=True)

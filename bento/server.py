@@ -41,7 +41,10 @@ def start_server(
 ) -> subprocess.Popen:
     """Start `command` in its own session (so its workers can be stopped together); output goes to `log_path`."""
     environment = {**os.environ, **(env or {})}
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), environment.get("PYTHONPATH")]))
+    first = (env or {}).get("PYTHONPATH")  # a caller's own source tree wins over this checkout
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [first, str(PROJECT_ROOT), None if first else os.environ.get("PYTHONPATH")])
+    )
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             list(command), cwd=cwd or PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
@@ -104,6 +107,18 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of `pid` and all its descendants together (the serve tree's memory, not the host's)."""
+    total = 0
+    for member in (pid, *descendants(pid)):
+        try:
+            fields = Path(f"/proc/{member}/statm").read_text().split()
+        except OSError:
+            continue
+        total += int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
+    return total
+
+
 def _parent_of(pid: int) -> int | None:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -147,6 +162,11 @@ class BentoServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    @property
+    def pid(self) -> int:
+        """The root of the serve tree (BentoML's arbiter); its workers are descendants."""
+        return self.process.pid
 
     def stop(self) -> None:
         stop_process_tree(self.process)

@@ -16,31 +16,49 @@ import logging
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.responses import JSONResponse
 
+from bento.decoding import DecodeBusyError, PixelBudget, decode_uploads, return_large_frees_to_the_os
 from bento.drain import refuse_new_connections_on_sigterm
 from bento.guard import RequestGuard
+from bento.openapi import published_spec
 from bento.settings import bento_model_tag, load_serving_config
+from bento.watchdog import record_clean_exit, start_watchdog
 from har_core.constants import API_TOKEN_ENV, BENTO_SERVICE_NAME
-from har_core.images import ImageTooLargeError, InvalidImageError, open_image
+from har_core.images import ImageTooLargeError, InvalidImageError
 from har_core.parity import recheck_parity
 from har_core.predictor import Prediction, Predictor
-from har_core.transform import preprocess_batch
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)  # BentoML's server logging keeps the root at WARNING; what is served belongs in the log
 
 CONFIG = load_serving_config()
-TopK = Annotated[int, Field(ge=1, description="How many labels to return, best first (at most the label count).")]
+
+
+def _not_a_bool(value: Any) -> Any:
+    """pydantic's lax mode reads `true` as 1; a top_k of `true` is a client bug worth a 400."""
+    if isinstance(value, bool):
+        raise ValueError("top_k must be an integer, not a boolean")
+    return value
+
+
+PositiveInt = Annotated[int, BeforeValidator(_not_a_bool), Field(ge=1)]
+TopK = Annotated[PositiveInt, Field(description="How many labels to return, best first (at most the label count).")]
+ClassifyTopK = Annotated[
+    PositiveInt | None,
+    Field(description="Default: 5, or every label when fewer; more than the labels sent returns them all."),
+]
 INTERNAL_ROUTES = ("/probabilities",)
 CustomLabels = Annotated[list[str], Field(description='Your own label set (open vocabulary): ["juggling", "rowing"].')]
 _TEMP_PREFIX = re.compile(r"^tmp[a-z0-9_]{8}")
+DECODE_THREADS = 8  # requests decoding (or waiting for pixel budget) at once; the model's threads are apart
 
 
 class ModelInfo(BaseModel):
@@ -91,6 +109,10 @@ class HarClipService:
             version=str(metadata.get("model_version") or source.model_version or self.bento_model.tag.version),
             format=self.predictor.format,
         )
+        if not return_large_frees_to_the_os():
+            logger.warning("Not glibc: freed image memory may stay with the worker after large decodes")
+        self.decode_budget = PixelBudget(CONFIG.max_decoding_pixels)
+        self.decoders = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="har-clip-decode")
         logger.info("Serving %s (%s)", self.model_info, self.bento_model.tag)
         self.startup_parity = _startup_parity(self.predictor)
         refuse_new_connections_on_sigterm()  # in-flight requests finish, new connections are refused
@@ -98,6 +120,16 @@ class HarClipService:
     def __is_ready__(self) -> bool:
         """BentoML's /readyz: not ready while the parity gate failed on this host (unless `startup_parity: warn`)."""
         return self.startup_parity["passed"] is not False or CONFIG.startup_parity == "warn"
+
+    @bentoml.on_deployment
+    def _watch_workers() -> None:
+        """Runs once in the arbiter process: in a container, a dead worker ends the service (bento/watchdog.py)."""
+        start_watchdog()
+
+    @bentoml.on_shutdown
+    def _shut_down(self) -> None:
+        record_clean_exit()
+        self.decoders.shutdown(wait=False, cancel_futures=True)
 
     @bentoml.api(batchable=True, max_batch_size=CONFIG.max_batch_size, max_latency_ms=CONFIG.max_latency_ms)
     def probabilities(self, pixels: list[str]) -> list[list[float]]:
@@ -115,7 +147,7 @@ class HarClipService:
         """Rank the model's labels for one uploaded image (multipart field `image`)."""
         try:
             self._check_top_k(top_k, len(self.predictor.labels))
-            pixels = await asyncio.to_thread(self._pixels, [image])
+            pixels = await self._pixels([image])
         except BadRequest as error:
             return _error(error)
         started = time.perf_counter()
@@ -134,7 +166,7 @@ class HarClipService:
             if len(images) > CONFIG.max_batch_images:
                 raise BadRequest(400, f"{len(images)} images sent; the limit is {CONFIG.max_batch_images} per call.")
             self._check_top_k(top_k, len(self.predictor.labels))
-            pixels = await asyncio.to_thread(self._pixels, images)
+            pixels = await self._pixels(images)
         except BadRequest as error:
             return _error(error)
         started = time.perf_counter()
@@ -147,14 +179,14 @@ class HarClipService:
         self,
         image: Path,
         labels: CustomLabels,
-        top_k: Annotated[int | None, Field(ge=1, description="Default: 5, or every label when fewer.")] = None,
+        top_k: ClassifyTopK = None,
     ) -> PredictResponse:
         """Rank labels given in the request for one image: the text tower embeds them (cached per label set)."""
         try:
             labels = self._check_labels(labels)
-            top_k = min(CONFIG.default_top_k, len(labels)) if top_k is None else top_k
-            self._check_top_k(top_k, len(labels))
-            pixels = await asyncio.to_thread(self._pixels, [image])
+            self._check_top_k(top_k or 1, CONFIG.max_custom_labels)
+            top_k = min(CONFIG.default_top_k if top_k is None else top_k, len(labels))
+            pixels = await self._pixels([image])
         except BadRequest as error:
             return _error(error)
         started = time.perf_counter()
@@ -176,7 +208,15 @@ class HarClipService:
             "parity": manifest.parity.model_dump(mode="json") if manifest.parity else None,
             "startup_parity": self.startup_parity,
             "limits": CONFIG.model_dump(
-                include={"max_request_bytes", "max_batch_images", "max_custom_labels", "max_label_chars", "timeout_s"}
+                include={
+                    "max_request_bytes",
+                    "max_batch_images",
+                    "max_request_pixels",
+                    "max_decoding_pixels",
+                    "max_custom_labels",
+                    "max_label_chars",
+                    "timeout_s",
+                }
             ),
             "auth_required": bool(os.environ.get(API_TOKEN_ENV)),
         }
@@ -189,18 +229,25 @@ class HarClipService:
             return np.asarray(self.probabilities(encoded))
         return np.asarray(await client.probabilities(encoded))
 
-    def _pixels(self, paths: list[Path]) -> np.ndarray:
-        images = []
-        for path in paths:
-            try:
-                images.append(open_image(path.read_bytes(), name=_upload_name(path)))
-            except ImageTooLargeError as error:
-                raise BadRequest(413, str(error)) from error
-            except InvalidImageError as error:
-                raise BadRequest(422, str(error)) from error
-        if not images:
+    async def _pixels(self, paths: list[Path]) -> np.ndarray:
+        """Model input for the uploads, decoded in the decode threads under the request's and the worker's pixel
+        budgets (bento/decoding.py): a request never holds more than one decoded image at a time."""
+        if not paths:
             raise BadRequest(400, "No image was uploaded.")
-        return preprocess_batch(images, self.predictor.manifest.preprocess)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.decoders, self._decode, paths)
+        except ImageTooLargeError as error:
+            raise BadRequest(413, str(error)) from error
+        except InvalidImageError as error:
+            raise BadRequest(422, str(error)) from error
+        except DecodeBusyError as error:
+            raise BadRequest(503, str(error)) from error
+
+    def _decode(self, paths: list[Path]) -> np.ndarray:
+        uploads = [(path.read_bytes(), _upload_name(path)) for path in paths]
+        return decode_uploads(
+            uploads, self.predictor.manifest.preprocess, CONFIG.max_request_pixels, self.decode_budget, CONFIG.timeout_s
+        )
 
     def _check_labels(self, labels: list[str]) -> list[str]:
         if not self.predictor.supports_custom_labels:
@@ -222,7 +269,7 @@ class HarClipService:
     @staticmethod
     def _check_top_k(top_k: int, num_labels: int) -> None:
         if not 1 <= top_k <= num_labels:
-            raise BadRequest(400, f"top_k must be between 1 and {num_labels} (the number of labels), got {top_k}.")
+            raise BadRequest(400, f"top_k must be between 1 and {num_labels}, got {top_k}.")
 
 
 def _startup_parity(predictor: Predictor) -> dict[str, Any]:
@@ -256,10 +303,37 @@ def _error(error: BadRequest) -> JSONResponse:
     return JSONResponse({"error": str(error)}, status_code=error.status)
 
 
+def _published_spec() -> dict[str, Any]:
+    """The OpenAPI document, with the served model's label count as `top_k`'s maximum."""
+    labels = len(bentoml.models.get(bento_model_tag()).info.metadata.get("labels") or [])
+    custom_label = {"type": "string", "minLength": 1, "maxLength": CONFIG.max_label_chars, "pattern": r"\S"}
+    constraints = {
+        "/predict": {"top_k": {"maximum": labels}},
+        "/predict_batch": {
+            "top_k": {"maximum": labels},
+            "images": {"minItems": 1, "maxItems": CONFIG.max_batch_images},
+        },
+        "/classify": {
+            "top_k": {"maximum": CONFIG.max_custom_labels, "nullable": True},
+            "labels": {
+                "minItems": 1,
+                "maxItems": CONFIG.max_custom_labels,
+                "uniqueItems": True,
+                "items": custom_label,
+                "description": 'One part holding a JSON list of your own labels: ["juggling", "rowing"].',
+            },
+        },
+    }
+    return published_spec(HarClipService.openapi_spec.asdict(), FILE_FIELDS, INTERNAL_ROUTES, constraints)
+
+
+FILE_FIELDS = {"/predict": ("image",), "/predict_batch": ("images",), "/classify": ("image",)}
 HarClipService.add_asgi_middleware(
     RequestGuard,
     token=os.environ.get(API_TOKEN_ENV) or None,
     max_request_bytes=CONFIG.max_request_bytes,
-    file_fields={"/predict": ("image",), "/predict_batch": ("images",), "/classify": ("image",)},
+    file_fields=FILE_FIELDS,
     internal_routes=INTERNAL_ROUTES,
+    openapi=lambda: _published_spec(),
+    form_fields={"/predict": ("top_k",), "/predict_batch": ("top_k",), "/classify": ("labels", "top_k")},
 )

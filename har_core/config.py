@@ -283,6 +283,9 @@ class ServingConfig(StrictConfig):
 
     `max_latency_ms` is BentoML's batching deadline: a request still queued after it is answered 503, so it bounds
     queueing, not model time. `timeout_s` answers 504 when a request takes longer end to end.
+    `max_request_pixels` bounds the pixels one request decodes (413 beyond it); `max_decoding_pixels` bounds the pixels
+    being decoded at once in a worker across all requests (the rest wait): compressed size says nothing about decoded
+    size (a one-colour 64 Mpx PNG is ~200 kB), so these, not `max_request_bytes`, bound a worker's memory.
     """
 
     max_batch_size: int = Field(16, ge=2)
@@ -291,6 +294,8 @@ class ServingConfig(StrictConfig):
     max_concurrency: int | None = Field(256, ge=1)  # more requests in flight are answered 429
     max_request_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_batch_images: int = Field(32, ge=1)
+    max_request_pixels: int = Field(128_000_000, ge=1)
+    max_decoding_pixels: int = Field(64_000_000, ge=1)
     max_custom_labels: int = Field(64, ge=1)
     max_label_chars: int = Field(100, ge=1)
     default_top_k: int = Field(5, ge=1)

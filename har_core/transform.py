@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 from pydantic import BaseModel, ConfigDict, Field
 
+ORIENTATION_TAG = 0x0112  # EXIF Orientation
 AugmentationLevel = Literal["none", "light", "medium", "strong"]
 
 
@@ -45,7 +46,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")  # no full-size copy when already RGBA
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -58,7 +59,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def preprocess(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
     """A float32 array of shape (3, crop, crop), upright per EXIF; the input image is not modified."""
-    rgb = to_rgb(ImageOps.exif_transpose(image))  # a no-op copy for images `open_image` already turned upright
+    rgb = to_rgb(_upright(image))
     width, height = rgb.size
     short, long = min(width, height), max(width, height)
     new_short = config.resize_shortest_edge
@@ -76,6 +77,14 @@ def preprocess(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
     mean = np.asarray(config.mean, dtype=np.float32)
     std = np.asarray(config.std, dtype=np.float32)
     return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """`image` turned per its EXIF orientation; `image` itself (no full-size copy) when it is upright already,
+    as every image `open_image` returns is: the copy would double a large upload's memory for nothing."""
+    if image.getexif().get(ORIENTATION_TAG, 1) not in range(2, 9):  # what exif_transpose acts on
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def preprocess_batch(images: Sequence[Image.Image], config: PreprocessConfig) -> np.ndarray:

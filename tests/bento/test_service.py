@@ -1,8 +1,7 @@
 """The Bento built from the tiny model's ONNX export, served over real HTTP on a free 127.0.0.1 port: by
 `bentoml serve`, and (marked `container`) by its podman image with host networking. The same checks run on both.
 
-One server per way of serving, for the whole module (bearer-token auth on); each is stopped with its whole process
-tree (or container) at the end.
+The servers are the session's (tests/bento/conftest.py, bearer-token auth on).
 """
 
 from __future__ import annotations
@@ -12,48 +11,19 @@ import io
 import re
 from pathlib import Path
 
-import bentoml
 import pytest
 import requests
 from PIL import Image
 
-from bento.server import BentoServer
 from har_core.images import open_image
 from har_core.labels import HAR_LABELS
 from har_core.predictor import Predictor
-from tests.bento.conftest import API_TOKEN
-
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
-
-
-@pytest.fixture(scope="module", params=["bentoml-serve", pytest.param("container", marks=pytest.mark.container)])
-def server(request, tmp_path_factory):
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {"HAR_CLIP_API_TOKEN": API_TOKEN}
-    if request.param == "container":
-        from bento.podman import ContainerServer
-
-        running = ContainerServer(request.getfixturevalue("container_image"), log, env=env)
-    else:
-        running = BentoServer(str(request.getfixturevalue("onnx_bento").tag), log, env=env)
-    with running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with bentoml.SyncHTTPClient(server.url, token=API_TOKEN) as http_client:
-        yield http_client
+from tests.bento.conftest import AUTH
 
 
 @pytest.fixture(scope="module")
 def predictor(onnx_export_dir):
     return Predictor.from_export(onnx_export_dir, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def sample_images(synthetic_root) -> list[Path]:
-    return [sorted((synthetic_root / label).glob("*.jpg"))[0] for label in HAR_LABELS[:4]]
 
 
 def _post(server, route: str, **kwargs) -> requests.Response:
@@ -125,6 +95,11 @@ def _bad_requests(tmp: Path) -> dict[str, tuple[dict, int, str]]:
         "json body": ({"json": {"image": "http://127.0.0.1:1/x.jpg"}}, 415, "multipart/form-data"),
         "text field for the file": ({"files": {"image": (None, "http://127.0.0.1:1/x.jpg")}}, 400, "uploaded file"),
         "missing file": ({"files": {"top_k": (None, "3")}}, 400, "missing"),
+        "top_k twice": (
+            {"files": [("image", ("a.jpg", good, "image/jpeg")), ("top_k", (None, "3")), ("top_k", (None, "2"))]},
+            400,
+            "more than once",
+        ),
         "top_k zero": ({"files": {"image": ("a.jpg", good, "image/jpeg")}, "data": {"top_k": "0"}}, 400, "top_k"),
         "top_k too big": ({"files": {"image": ("a.jpg", good, "image/jpeg")}, "data": {"top_k": "99"}}, 400, "top_k"),
         "top_k not a number": (
