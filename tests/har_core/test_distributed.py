@@ -115,21 +115,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_simulated_nodes_train_the_same_weights_as_one_node(single_and_ddp, tiny_model, manifest, tmp_path):
-    """Two launchers fed the variables ZenML's Kubernetes step operator sets on a 2-pod step, 1 worker each."""
+def test_two_launchers_of_one_job_train_the_same_weights_as_one_node(single_and_ddp, tiny_model, manifest, tmp_path):
+    """Two `python -m har_core.launch` processes, 1 worker each, joined at 127.0.0.1 as nodes 0 and 1 of 2."""
     _, ddp_result, _, _ = single_and_ddp["ddp"]
     config = training_config(tmp_path / "checkpoints", "ddp", 1)
     job = write_job(tmp_path / "job", tiny_model, manifest, config, tmp_path / "checkpoints" / "run")
-    pod_variables = {
-        "ZENML_KUBERNETES_POD_COUNT": "2",
-        "ZENML_KUBERNETES_MAIN_ADDRESS": "127.0.0.1",
-        "ZENML_KUBERNETES_MAIN_PORT": str(free_port()),
-    }
+    port = str(free_port())
     launchers = [
         subprocess.Popen(
-            [sys.executable, "-m", "har_core.launch", str(tmp_path / "job")],
+            [sys.executable, "-m", "har_core.launch", str(tmp_path / "job"), "2", str(index), "127.0.0.1", port],
             # One thread per worker, as torchrun sets for the single-node 2-process run.
-            env=worker_environment({**pod_variables, "JOB_COMPLETION_INDEX": str(index), "OMP_NUM_THREADS": "1"}),
+            env=worker_environment({"OMP_NUM_THREADS": "1"}),
             cwd=PROJECT_ROOT,
             start_new_session=True,
         )
