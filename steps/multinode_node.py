@@ -104,6 +104,9 @@ def record_failure(published: PublishedJob, error: BaseException, node: str) -> 
 def main(job_uri: str) -> None:
     # Unwind on SIGTERM, so the launcher stops its torchrun workers and the cause is recorded.
     signal.signal(signal.SIGTERM, _terminate_gracefully)
+    # A fresh process knows no `s3://` (or `gs://`) filesystem until the stack's artifact store is instantiated.
+    store = Client().active_stack.artifact_store
+    logger.info("Job %s in artifact store %s", job_uri, store.name)
     published = PublishedJob.read(job_uri)
     try:
         run_node(job_uri, published)
