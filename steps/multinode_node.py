@@ -36,6 +36,7 @@ POD_COUNT_VARIABLE = "ZENML_KUBERNETES_POD_COUNT"
 MAIN_ADDRESS_VARIABLE = "ZENML_KUBERNETES_MAIN_ADDRESS"
 MAIN_PORT_VARIABLE = "ZENML_KUBERNETES_MAIN_PORT"
 NODE_INDEX_VARIABLE = "JOB_COMPLETION_INDEX"
+TERMINATION_GRACE_S = 15
 
 
 def node_from_environment(environ: Mapping[str, str] | None = None) -> NodeSpec | None:
@@ -86,7 +87,15 @@ class NodeTerminated(RuntimeError):
     """This pod got SIGTERM: Kubernetes deletes the other pods of a Job once one failed (or it was cancelled)."""
 
 
-def _terminate_gracefully(signum: int, frame: object) -> None:
+def _on_sigterm(signum: int, frame: object) -> None:
+    """Another pod failed (Kubernetes is deleting the Job's pods) or the run was cancelled. This pod's workers
+    usually fail on their own a moment later with the real cause (a lost peer shows at their next collective), so
+    unwind only if they have not within TERMINATION_GRACE_S, well inside Kubernetes' 30 s before SIGKILL."""
+    signal.signal(signal.SIGALRM, _terminated)
+    signal.alarm(TERMINATION_GRACE_S)
+
+
+def _terminated(signum: int, frame: object) -> None:
     raise NodeTerminated("this pod was terminated (SIGTERM): another pod of the job failed, or it was cancelled")
 
 
@@ -102,8 +111,8 @@ def record_failure(published: PublishedJob, error: BaseException, node: str) -> 
 
 
 def main(job_uri: str) -> None:
-    # Unwind on SIGTERM, so the launcher stops its torchrun workers and the cause is recorded.
-    signal.signal(signal.SIGTERM, _terminate_gracefully)
+    # On SIGTERM: record the cause and stop the torchrun workers (the launcher does) instead of dying mid-way.
+    signal.signal(signal.SIGTERM, _on_sigterm)
     # A fresh process knows no `s3://` (or `gs://`) filesystem until the stack's artifact store is instantiated.
     store = Client().active_stack.artifact_store
     logger.info("Job %s in artifact store %s", job_uri, store.name)
@@ -111,6 +120,7 @@ def main(job_uri: str) -> None:
     try:
         run_node(job_uri, published)
     except Exception as error:
+        signal.alarm(0)  # recording the cause is what the grace period is for
         node = os.environ.get(NODE_INDEX_VARIABLE, "0")
         logger.error("Node %s failed: %s", node, error)
         try:

@@ -78,7 +78,9 @@ def pods_config(workdir: Path, name: str, epochs: int) -> Path:
     config["parameters"]["export"].update(formats=["pytorch"], output_dir=str(workdir / "exports"))
     config["parameters"]["benchmark"].update(latency_iterations=2, throughput_iterations=1, warmup=1)
     config["steps"] = {
+        # The folder load_data read, and every copy unpacked on this machine, is gone before the pods start.
         "load_base_model": {"start_hook_source": "tests.stacks.hooks.forget_local_data"},
+        "publish_training_job": {"start_hook_source": "tests.stacks.hooks.forget_local_data"},
         TRAIN_COMMAND_STEP: {
             "step_operator": True,
             "settings": {
@@ -175,8 +177,11 @@ def test_two_pods_train_the_weights_of_one_node_with_two_processes(two_pod_run, 
     base = run.steps["load_base_model"].outputs[BASE_MODEL_ARTIFACT][0].load()
     dataset = run.steps["load_data"].outputs[DATASET_ARTIFACT][0].load()
     training = TrainingConfig.model_validate(run.config.parameters["training"])
-    training = training.model_copy(update={"output_dir": tmp_path / "checkpoints"})
-    one_node, _ = run_training(base, dataset, training, tmp_path / "checkpoints" / "run", tmp_path / "job")
+    # The same job on one node: 2 worker processes instead of 2 pods x 1.
+    distributed = training.distributed.model_copy(update={"nproc_per_node": 2})
+    training = training.model_copy(update={"output_dir": tmp_path / "checkpoints", "distributed": distributed})
+    one_node, result = run_training(base, dataset, training, tmp_path / "checkpoints" / "run", tmp_path / "job")
+    assert result.world_size == 2
     difference = max_difference(weights(trained), weights(one_node))
     print(f"max |weight difference| two pods vs one node x 2 processes: {difference:.3g}")
     # Same ranks, shards, thread count and gloo all-reduce: expected bit-identical; 1e-6 leaves room for nothing

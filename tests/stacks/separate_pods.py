@@ -27,6 +27,8 @@ from zenml.config.base_settings import BaseSettings
 from zenml.enums import ExecutionStatus
 from zenml.step_operators import BaseStepOperator, BaseStepOperatorConfig, BaseStepOperatorFlavor
 
+from tests.har_core.distributed_helpers import process_tree
+
 if TYPE_CHECKING:
     from zenml.config.step_run_info import StepRunInfo
     from zenml.models import StepRunResponse
@@ -146,24 +148,6 @@ class SeparatePodsStepOperator(BaseStepOperator):
                 os.kill(pid, signal.SIGKILL)
         for pod in pods:
             pod.wait()
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and all its live descendants (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    tree, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        tree.append(current)
-        queue.extend(children.get(current, []))
-    return tree
 
 
 def _free_port() -> int:
