@@ -84,6 +84,8 @@ def save_checkpoint(run_dir: Path, state: TrainerState, train, context: Distribu
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
     context.barrier()
+    # On several nodes each pod has its own disk: ranks away from rank 0 need the folder on theirs too.
+    staging.mkdir(parents=True, exist_ok=True)
     if state.storage == "sharded":
         import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import get_state_dict
@@ -106,6 +108,9 @@ def save_checkpoint(run_dir: Path, state: TrainerState, train, context: Distribu
         prune(root, keep_last_n)
         logger.info("Resume checkpoint %s", final)
     context.barrier()
+    if not context.is_main and context.local_rank == 0 and staging.is_dir():
+        # A node without rank 0's disk holds only a partial copy (its RNG files, shards) that nothing can resume.
+        shutil.rmtree(staging, ignore_errors=True)
     return final
 
 

@@ -137,11 +137,14 @@ class DistributedConfig(StrictConfig):
 
     `ddp` and `fsdp` launch `nproc_per_node` workers with torchrun (`auto`: one per GPU, 1 on a CPU-only
     machine); `backend: auto` is NCCL on CUDA, gloo otherwise. `training.batch_size` stays the global batch.
+    `timeout_s` bounds how long a collective waits for a peer that stopped answering (a lost node), instead of
+    gloo's 30 minutes; it must outlast the longest stretch one rank works alone (rank 0 writing a checkpoint).
     """
 
     strategy: Literal["none", "ddp", "fsdp"] = "none"
     nproc_per_node: Literal["auto"] | int = Field("auto", description="workers on this node: auto or N >= 1")
     backend: Literal["auto", "gloo", "nccl"] = "auto"
+    timeout_s: int = Field(600, ge=10, description="process-group timeout: a collective fails after this long")
 
     @model_validator(mode="after")
     def _nproc_is_positive(self) -> DistributedConfig:

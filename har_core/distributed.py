@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import torch
@@ -102,7 +103,8 @@ def setup(config: DistributedConfig, device_choice: DeviceChoice) -> tuple[Distr
         torch.cuda.set_device(device)
     owns_group = not dist.is_initialized()
     if owns_group:
-        dist.init_process_group(backend=resolve_backend(config.backend, device))
+        backend = resolve_backend(config.backend, device)
+        dist.init_process_group(backend=backend, timeout=timedelta(seconds=config.timeout_s))
     context = DistributedContext(config.strategy, rank, dist.get_world_size(), local_rank, owns_group)
     logger.info("Rank %d of %d (%s, %s)", rank, context.world_size, config.strategy, device)
     return context, device

@@ -36,12 +36,6 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
 TERMINATE_GRACE_SECONDS = 10.0
-# Variables ZenML's Kubernetes step operator sets on each pod of a multi-pod (command) step; the indexed job
-# numbers its pods through JOB_COMPLETION_INDEX, which becomes torchrun's node rank.
-POD_COUNT_VARIABLE = "ZENML_KUBERNETES_POD_COUNT"
-MAIN_ADDRESS_VARIABLE = "ZENML_KUBERNETES_MAIN_ADDRESS"
-MAIN_PORT_VARIABLE = "ZENML_KUBERNETES_MAIN_PORT"
-NODE_INDEX_VARIABLE = "JOB_COMPLETION_INDEX"
 
 
 class WorkerFailedError(RuntimeError):
@@ -50,28 +44,15 @@ class WorkerFailedError(RuntimeError):
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """Where this launcher sits in a multi-node job (static rendezvous at the main pod)."""
+    """Where this launcher sits in a multi-node job (static rendezvous at the main node's address and port).
+
+    Whoever starts the nodes fills it in (the multi-node train command reads it from its pod's variables).
+    """
 
     nnodes: int
     node_rank: int
     master_addr: str
     master_port: int
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> NodeSpec | None:
-        """The node spec from the Kubernetes step operator's variables, or None on a single node."""
-        environ = os.environ if environ is None else environ
-        if int(environ.get(POD_COUNT_VARIABLE, "1")) <= 1:
-            return None
-        missing = [name for name in (MAIN_ADDRESS_VARIABLE, MAIN_PORT_VARIABLE) if name not in environ]
-        if missing:
-            raise RuntimeError(f"{POD_COUNT_VARIABLE} is set but {missing} are not; cannot join the other pods.")
-        return cls(
-            nnodes=int(environ[POD_COUNT_VARIABLE]),
-            node_rank=int(environ.get(NODE_INDEX_VARIABLE, "0")),
-            master_addr=environ[MAIN_ADDRESS_VARIABLE],
-            master_port=int(environ[MAIN_PORT_VARIABLE]),
-        )
 
 
 def resolve_nproc(config: TrainingConfig) -> int:
@@ -253,10 +234,10 @@ def run_training(
     return launch_training(model, manifest, config, output_dir, job_dir, on_epoch_end)
 
 
-def launch_node(job_dir: Path, environ: Mapping[str, str] | None = None) -> None:
-    """One node's share of a prepared job: torchrun with the node layout the environment describes.
+def launch_node(job_dir: Path, node: NodeSpec | None = None) -> None:
+    """One node's share of a prepared job: torchrun with the given node layout (None: this node alone).
 
-    On Kubernetes each pod of the multi-pod train step runs this; `strategy: none` trains in this process.
+    Every node of a multi-node job runs this on its own copy of the job; `strategy: none` trains in this process.
     """
     job = TrainingJob.load(job_dir)
     if job.config.distributed.strategy == "none":
@@ -264,7 +245,6 @@ def launch_node(job_dir: Path, environ: Mapping[str, str] | None = None) -> None
 
         run_worker(str(job_dir))
         return
-    node = NodeSpec.from_environment(environ)
     nproc = resolve_nproc(job.config)
     per_rank_batch_size(job.config.batch_size, nproc * (node.nnodes if node else 1))
     run_workers(job, Path(job_dir), nproc, node)
@@ -272,6 +252,9 @@ def launch_node(job_dir: Path, environ: Mapping[str, str] | None = None) -> None
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m har_core.launch JOB_DIR")
-    launch_node(Path(sys.argv[1]))
+    if len(sys.argv) not in (2, 6):
+        raise SystemExit("usage: python -m har_core.launch JOB_DIR [NNODES NODE_RANK MASTER_ADDR MASTER_PORT]")
+    layout = None
+    if len(sys.argv) == 6:
+        layout = NodeSpec(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
+    launch_node(Path(sys.argv[1]), layout)

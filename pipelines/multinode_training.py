@@ -24,12 +24,18 @@ from har_core.config import (
     PromotionConfig,
     TrainingConfig,
 )
-from har_core.constants import FINE_TUNED_EVALUATION_STEP, ZERO_SHOT_EVALUATION_STEP
-from pipelines.run_config import RunConfigError, load_training_run_config
-from steps import benchmark_exports, evaluate_model, export_model, load_base_model, load_data, promote_model
-from steps.multinode import load_trained_model, publish_training_job
+from har_core.constants import ZERO_SHOT_EVALUATION_STEP
+from pipelines.run_config import RunConfigError, load_training_run_config, read_run_config
+from pipelines.stages import evaluate_export_promote, load_dataset
+from steps import evaluate_model, load_base_model
+from steps.multinode import (
+    TRAIN_COMMAND_STEP,
+    check_multinode,
+    configured_pod_counts,
+    load_trained_model,
+    publish_training_job,
+)
 
-TRAIN_COMMAND_STEP = "train_on_nodes"
 JOBS_FOLDER = "har-clip-jobs"
 
 
@@ -48,10 +54,11 @@ def multinode_training_pipeline(
     promotion: PromotionConfig,
     nodes: int = 2,
 ) -> None:
-    """Wiring only. `nodes` must equal the command step's `pod_count` setting (checked by the publish step)."""
+    """Wiring only; head and tail shared with the training pipeline. `nodes` must equal the command step's
+    `pod_count` (checked by the publish step, and again by every pod)."""
     # Decided when the pipeline compiles, so the command (fixed at compile time) can name it.
     job_uri = f"{Client().active_stack.artifact_store.path}/{JOBS_FOLDER}/{uuid.uuid4().hex}"
-    dataset = load_data(data=data)
+    dataset = load_dataset(data)
     base_model = load_base_model(classifier=classifier, dataset=dataset)
     evaluate_model(model=base_model, dataset=dataset, evaluation=evaluation, id=ZERO_SHOT_EVALUATION_STEP)
     publish_training_job(base_model=base_model, dataset=dataset, training=training, job_uri=job_uri, nodes=nodes)
@@ -59,14 +66,7 @@ def multinode_training_pipeline(
         id=TRAIN_COMMAND_STEP, after="publish_training_job"
     )
     trained_model, _ = load_trained_model(job_uri=job_uri, after=TRAIN_COMMAND_STEP)
-    report, _, _, _ = evaluate_model(
-        model=trained_model, dataset=dataset, evaluation=evaluation, id=FINE_TUNED_EVALUATION_STEP
-    )
-    exports = export_model(model=trained_model, dataset=dataset, export=export)
-    table, _ = benchmark_exports(exports=exports, benchmark=benchmark)
-    promote_model(
-        model=trained_model, dataset=dataset, report=report, exports=exports, benchmark=table, promotion=promotion
-    )
+    evaluate_export_promote(trained_model, dataset, evaluation, export, benchmark, promotion)
 
 
 @click.command()
@@ -74,8 +74,12 @@ def multinode_training_pipeline(
 def main(config_path: Path) -> None:
     """Validate the run config (parameters: the training ones plus `nodes`), then run on the active stack."""
     try:
-        load_training_run_config(config_path, schema=MultiNodeTrainingParameters)
-    except RunConfigError as error:
+        parameters = load_training_run_config(config_path, schema=MultiNodeTrainingParameters)
+        step_settings = (read_run_config(config_path).get("steps") or {}).get(TRAIN_COMMAND_STEP) or {}
+        check_multinode(
+            parameters.training, parameters.nodes, configured_pod_counts(step_settings.get("settings") or {})
+        )
+    except (RunConfigError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     multinode_training_pipeline.with_options(config_path=str(config_path))()
 

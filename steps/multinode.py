@@ -1,41 +1,106 @@
 """Steps around the multi-node train command: publish the job before it, load the trained model after it.
 
 ZenML's Kubernetes step operator runs a command step on `pod_count` pods, but a command step has no inputs or
-outputs. So `publish_training_job` copies the base model, manifest and config to `<job_uri>` in the artifact
-store; every pod runs `python -m steps.multinode_node <job_uri>` (download, torchrun across the pods, global
-rank 0 uploads `<job_uri>/output`); `load_trained_model` turns that output into the same typed
-`trained_model` / `training_result` artifacts the single-node pipeline produces.
+outputs, and each pod has its own disk: only the artifact store is common. So `publish_training_job` writes
+`<job_uri>/job.json` (the training config, the node count and the ids of the base-model and dataset artifacts);
+every pod runs `python -m steps.multinode_node <job_uri>`, loads both artifacts through their materializers (the
+dataset's images come out of its `images.tar`), trains under torchrun across the pods, and the pod holding global
+rank 0 uploads `best/`, `last/` and `result.json` under `<job_uri>`; `load_trained_model` turns them into the same
+typed `trained_model` / `training_result` artifacts the single-node pipeline produces.
 """
+
+from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from zenml import log_metadata, step
+from pydantic import BaseModel, ConfigDict
+from zenml import get_step_context, log_metadata, step
+from zenml.io import fileio
 from zenml.utils import io_utils
 
 from har_core.config import TrainingConfig
 from har_core.constants import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
 from har_core.dataset import DatasetManifest
-from har_core.launch import check_launch, write_job
+from har_core.launch import check_launch
 from har_core.model import HarClipClassifier
 from har_core.training import TrainingResult
 from steps import tracking
 
-OUTPUT_DIR = "output"
-RESULT_NAME = "result.json"
-MODEL_DIR = "model"
+TRAIN_COMMAND_STEP = "train_on_nodes"
+JOB_FILE = "job.json"
+RESULT_FILE = "result.json"
+CHECKPOINTS_DIR = "checkpoints"
+
+
+class PublishedJob(BaseModel):
+    """What every pod needs, by reference: nothing in it is a path on the machine that published it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    training: TrainingConfig
+    nodes: int
+    base_model_id: str
+    dataset_id: str
+    pipeline_run_id: str
+
+    @classmethod
+    def read(cls, job_uri: str) -> PublishedJob:
+        with fileio.open(f"{job_uri}/{JOB_FILE}", "r") as handle:
+            return cls.model_validate_json(handle.read())
+
+
+def check_multinode(training: TrainingConfig, nodes: int, pod_counts: list[int]) -> None:
+    """What the multi-node pipeline cannot do, refused before any pod starts, each with the fix."""
+    if training.resume_from is not None:
+        raise ValueError(
+            "training.resume_from is not supported by the multi-node pipeline: each pod writes its resume "
+            "checkpoints to its own disk, which is gone with the pod, so no later run can find them. Remove "
+            "resume_from, or resume on one node with the training pipeline."
+        )
+    if training.distributed.strategy == "none":
+        raise ValueError("training.distributed.strategy is 'none'; the multi-node pipeline needs ddp or fsdp.")
+    for pod_count in pod_counts:
+        if pod_count != nodes:
+            raise ValueError(
+                f"parameters.nodes is {nodes} but step {TRAIN_COMMAND_STEP!r} runs on pod_count {pod_count} pods; "
+                "make them equal."
+            )
+
+
+def configured_pod_counts(step_settings: dict[str, Any]) -> list[int]:
+    """`pod_count` of every step-operator setting of the command step (e.g. `step_operator.kubernetes`)."""
+    counts = []
+    for key, value in step_settings.items():
+        values = value if isinstance(value, dict) else value.model_dump()
+        if key.split(".")[0] == "step_operator" and values.get("pod_count") is not None:
+            counts.append(int(values["pod_count"]))
+    return counts
 
 
 @step(enable_cache=False)
 def publish_training_job(
     base_model: HarClipClassifier, dataset: DatasetManifest, training: TrainingConfig, job_uri: str, nodes: int
 ) -> None:
-    """Check the launch (batch split over all nodes, resume target) and upload the job files to `job_uri`."""
+    """Check the launch (resume, `nodes` against the command step's `pod_count`, the batch split over all
+    nodes), then write `<job_uri>/job.json`. The pods load the model and data from their artifacts."""
+    context = get_step_context()
+    snapshot_steps = context.pipeline_run.snapshot.step_configurations
+    settings = snapshot_steps[TRAIN_COMMAND_STEP].config.settings if TRAIN_COMMAND_STEP in snapshot_steps else {}
+    check_multinode(training, nodes, configured_pod_counts(settings))
     check_launch(training, base_model, nnodes=nodes)
-    with tempfile.TemporaryDirectory() as job_dir:
-        write_job(Path(job_dir), base_model, dataset, training, Path(job_dir) / "checkpoints")
-        io_utils.copy_dir(job_dir, job_uri, overwrite=True)
+    inputs = context.inputs
+    published = PublishedJob(
+        training=training,
+        nodes=nodes,
+        base_model_id=str(inputs["base_model"][0].id),
+        dataset_id=str(inputs["dataset"][0].id),
+        pipeline_run_id=str(context.pipeline_run.id),
+    )
+    fileio.makedirs(job_uri)
+    with fileio.open(f"{job_uri}/{JOB_FILE}", "w") as handle:
+        handle.write(published.model_dump_json(indent=2))
     log_metadata(metadata={"job_uri": job_uri, "nodes": nodes})
 
 
@@ -43,11 +108,13 @@ def publish_training_job(
 def load_trained_model(
     job_uri: str,
 ) -> tuple[Annotated[HarClipClassifier, TRAINED_MODEL_ARTIFACT], Annotated[TrainingResult, TRAINING_RESULT_ARTIFACT]]:
-    """Read what global rank 0 uploaded; log its per-epoch metrics to the trackers here (the pods have none)."""
+    """Read what global rank 0's pod uploaded; log its per-epoch metrics to the trackers here (pods have none)."""
+    with fileio.open(f"{job_uri}/{RESULT_FILE}", "r") as handle:
+        result = TrainingResult.model_validate_json(handle.read())
     with tempfile.TemporaryDirectory() as local:
-        io_utils.copy_dir(f"{job_uri}/{OUTPUT_DIR}", local)
-        result = TrainingResult.model_validate_json((Path(local) / RESULT_NAME).read_text())
-        model = HarClipClassifier.load(Path(local) / MODEL_DIR)
+        io_utils.copy_dir(result.best_checkpoint, local)
+        model = HarClipClassifier.load(Path(local))
     for metrics in result.history:
         tracking.log_metrics(metrics.model_dump(exclude={"epoch"}), step=metrics.epoch)
+    tracking.log_metrics({"best_val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch})
     return model, result

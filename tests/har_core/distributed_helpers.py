@@ -70,8 +70,8 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and all its descendants (torchrun and its workers sit in sessions of their own)."""
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its live descendants, from /proc (torchrun and its workers sit in sessions of their own)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -85,6 +85,11 @@ def kill_tree(pid: int) -> None:
         current = queue.pop()
         tree.append(current)
         queue.extend(children.get(current, []))
-    for member in tree:
+    return tree
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants."""
+    for member in process_tree(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(member, signal.SIGKILL)

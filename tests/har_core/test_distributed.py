@@ -3,10 +3,12 @@
 import copy
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,9 @@ from har_core.training import TrainingResult
 from tests.conftest import PROJECT_ROOT
 from tests.har_core import fsdp_logits_worker
 from tests.har_core.distributed_helpers import (
+    kill_tree,
     max_difference,
+    process_tree,
     relative_difference,
     small_manifest,
     training_config,
@@ -156,21 +160,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_simulated_nodes_train_the_same_weights_as_one_node(single_and_ddp, tiny_model, manifest, tmp_path):
-    """Two launchers fed the variables ZenML's Kubernetes step operator sets on a 2-pod step, 1 worker each."""
+def test_two_launchers_of_one_job_train_the_same_weights_as_one_node(single_and_ddp, tiny_model, manifest, tmp_path):
+    """Two `python -m har_core.launch` processes, 1 worker each, joined at 127.0.0.1 as nodes 0 and 1 of 2."""
     _, ddp_result, _, _ = single_and_ddp["ddp"]
     config = training_config(tmp_path / "checkpoints", "ddp", 1)
     job = write_job(tmp_path / "job", tiny_model, manifest, config, tmp_path / "checkpoints" / "run")
-    pod_variables = {
-        "ZENML_KUBERNETES_POD_COUNT": "2",
-        "ZENML_KUBERNETES_MAIN_ADDRESS": "127.0.0.1",
-        "ZENML_KUBERNETES_MAIN_PORT": str(free_port()),
-    }
+    port = str(free_port())
     launchers = [
         subprocess.Popen(
-            [sys.executable, "-m", "har_core.launch", str(tmp_path / "job")],
+            [sys.executable, "-m", "har_core.launch", str(tmp_path / "job"), "2", str(index), "127.0.0.1", port],
             # One thread per worker, as torchrun sets for the single-node 2-process run.
-            env=worker_environment({**pod_variables, "JOB_COMPLETION_INDEX": str(index), "OMP_NUM_THREADS": "1"}),
+            env=worker_environment({"OMP_NUM_THREADS": "1"}),
             cwd=PROJECT_ROOT,
             start_new_session=True,
         )
@@ -189,3 +189,49 @@ def test_two_simulated_nodes_train_the_same_weights_as_one_node(single_and_ddp, 
     one_node = weights(HarClipClassifier.load(ddp_result.best_checkpoint))
     # Same ranks, shards, thread count and gloo all-reduce: the single-node run is reproduced exactly.
     assert max_difference(two_nodes, one_node) == 0.0
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def test_a_frozen_node_fails_the_other_within_the_process_group_timeout(tiny_model, manifest, tmp_path):
+    """Node 1 stops answering (SIGSTOP of its whole tree: sockets stay open, as with a partitioned pod); node 0's
+    next collective must fail after `distributed.timeout_s`, not after gloo's default 30 minutes."""
+    timeout_s = 10
+    distributed = {"strategy": "ddp", "nproc_per_node": 1, "backend": "gloo", "timeout_s": timeout_s}
+    config = training_config(tmp_path / "checkpoints", epochs=500, distributed=distributed)
+    write_job(tmp_path / "job", tiny_model, manifest, config, tmp_path / "checkpoints" / "run")
+    port = str(free_port())
+    logs = [tmp_path / f"node{index}.log" for index in range(2)]
+    launchers = []
+    for index, log in enumerate(logs):
+        with log.open("wb") as output:
+            launchers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "har_core.launch", str(tmp_path / "job"), "2", str(index), LOOPBACK, port],
+                    env=worker_environment({"OMP_NUM_THREADS": "1"}),
+                    cwd=PROJECT_ROOT,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+    try:
+        deadline = time.monotonic() + 600
+        while "epoch 1:" not in logs[0].read_text(errors="replace"):
+            assert time.monotonic() < deadline and launchers[0].poll() is None, logs[0].read_text()[-3000:]
+            time.sleep(0.2)
+        for pid in process_tree(launchers[1].pid):
+            os.kill(pid, signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        returncode = launchers[0].wait(timeout=timeout_s + 120)
+        failed_after = time.monotonic() - frozen_at
+    finally:
+        for launcher in launchers:
+            kill_tree(launcher.pid)
+            launcher.wait()
+    output = logs[0].read_text(errors="replace")
+    print(f"node 0 failed {failed_after:.1f} s after node 1 froze (timeout_s {timeout_s})")
+    assert returncode != 0 and "WorkerFailedError" in output
+    assert re.search(r"[Tt]imed out|[Tt]imeout", output.rsplit("WorkerFailedError", 1)[1]), output[-3000:]
+    assert timeout_s - 1 <= failed_after < timeout_s + 90

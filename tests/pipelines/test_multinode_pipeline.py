@@ -1,22 +1,30 @@
 """The multi-node pipeline shape on the local stack: publish -> command step (one "pod") -> load -> evaluate.
 
 The command step runs through the local_process step operator, so the same steps.multinode_node entry the
-Kubernetes pods run downloads the job from the artifact store, trains under torchrun and uploads the result.
+Kubernetes pods run reads the job, loads model and data from their artifacts, trains under torchrun and uploads
+the result. The CLI refusals and the pod-variable parsing are checked without running anything.
 """
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from har_core.constants import EVALUATION_REPORT_ARTIFACT, FINE_TUNED_EVALUATION_STEP, TRAINED_MODEL_ARTIFACT
+from har_core.launch import NodeSpec
 from pipelines.multinode_training import TRAIN_COMMAND_STEP, main
+from steps.multinode_node import (
+    MAIN_ADDRESS_VARIABLE,
+    MAIN_PORT_VARIABLE,
+    NODE_INDEX_VARIABLE,
+    POD_COUNT_VARIABLE,
+    node_from_environment,
+)
+from tests.conftest import PROJECT_ROOT
 from tests.pipelines.test_training_pipeline import quickstart_config_in
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_the_multinode_pipeline_yields_the_usual_trained_model_artifact(zenml_client, tmp_path):
-    from click.testing import CliRunner
-
     config = yaml.safe_load(quickstart_config_in(tmp_path).read_text())
     config["parameters"]["nodes"] = 1
     config["parameters"]["data"]["synthetic"] = {"images_per_class": 8, "image_size": 64, "seed": 0}
@@ -40,3 +48,31 @@ def test_the_multinode_pipeline_yields_the_usual_trained_model_artifact(zenml_cl
     assert report.num_images > 0
     job_uri = run.steps["publish_training_job"].run_metadata["job_uri"]
     assert job_uri.startswith(zenml_client.active_stack.artifact_store.path)
+
+
+@pytest.mark.parametrize(
+    ("training", "pod_count", "message"),
+    [
+        ({}, 3, "parameters.nodes is 2 but step 'train_on_nodes' runs on pod_count 3 pods"),
+        ({"resume_from": "latest"}, 2, "training.resume_from is not supported by the multi-node pipeline"),
+        ({"distributed": {"strategy": "none"}}, 2, "the multi-node pipeline needs ddp or fsdp"),
+    ],
+)
+def test_what_multinode_cannot_do_stops_before_any_run(zenml_client, tmp_path, training, pod_count, message):
+    config = yaml.safe_load((PROJECT_ROOT / "configs" / "training_multinode.yaml").read_text())
+    config["parameters"]["training"].update(training)
+    config["steps"][TRAIN_COMMAND_STEP]["settings"]["step_operator.kubernetes"]["pod_count"] = pod_count
+    path = tmp_path / "multinode.yaml"
+    path.write_text(yaml.safe_dump(config))
+    runs_before = zenml_client.list_pipeline_runs(size=1).total
+    result = CliRunner().invoke(main, ["--config", str(path)])
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert zenml_client.list_pipeline_runs(size=1).total == runs_before
+
+
+def test_a_pod_reads_its_place_from_the_kubernetes_step_operator_variables():
+    variables = {POD_COUNT_VARIABLE: "2", MAIN_ADDRESS_VARIABLE: "job-0.job.ns.svc", MAIN_PORT_VARIABLE: "29500"}
+    assert node_from_environment({}) is None and node_from_environment({POD_COUNT_VARIABLE: "1"}) is None
+    assert node_from_environment({**variables, NODE_INDEX_VARIABLE: "1"}) == NodeSpec(2, 1, "job-0.job.ns.svc", 29500)
+    with pytest.raises(RuntimeError, match="JOB_COMPLETION_INDEX"):
+        node_from_environment(variables)

@@ -1,0 +1,37 @@
+"""Wiring both training pipelines share, written once so they cannot drift: the data source at the head, and
+evaluation -> export -> benchmark -> promotion after training.
+
+Plain functions that call steps: ZenML adds the steps to whichever `@pipeline` is being composed when they run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from har_core.config import BenchmarkConfig, DataConfig, EvaluationConfig, ExportConfig, PromotionConfig
+from har_core.constants import FINE_TUNED_EVALUATION_STEP
+from steps import benchmark_exports, evaluate_model, export_model, load_data, load_dvc_data, promote_model
+
+
+def load_dataset(data: DataConfig) -> Any:
+    """The split manifest of the configured source (`data.source: dvc` has a step of its own)."""
+    return load_dvc_data(data=data) if data.source == "dvc" else load_data(data=data)
+
+
+def evaluate_export_promote(
+    trained_model: Any,
+    dataset: Any,
+    evaluation: EvaluationConfig,
+    export: ExportConfig,
+    benchmark: BenchmarkConfig,
+    promotion: PromotionConfig,
+) -> None:
+    """Evaluate the fine-tuned model, export and benchmark it, then decide its stage from the report."""
+    report, _, _, _ = evaluate_model(
+        model=trained_model, dataset=dataset, evaluation=evaluation, id=FINE_TUNED_EVALUATION_STEP
+    )
+    exports = export_model(model=trained_model, dataset=dataset, export=export)
+    table, _ = benchmark_exports(exports=exports, benchmark=benchmark)
+    promote_model(
+        model=trained_model, dataset=dataset, report=report, exports=exports, benchmark=table, promotion=promotion
+    )
