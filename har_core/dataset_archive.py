@@ -65,8 +65,7 @@ def unpacked(manifest: DatasetManifest, fetch_archive: Callable[[Path], None]) -
         try:
             archive = staging / "images.tar"
             fetch_archive(archive)
-            with tarfile.open(archive) as tar:
-                tar.extractall(staging / "images", filter="data")
+            extract(archive, staging / "images")
             archive.unlink()
             verify_files(manifest, staging / "images")
             (staging / "images" / COMPLETE_MARKER).touch()
@@ -79,6 +78,27 @@ def unpacked(manifest: DatasetManifest, fetch_archive: Callable[[Path], None]) -
         logger.info("Unpacked %d images to %s", len(manifest.all_records()), target)
         prune(target.parent, keep=MAX_UNPACKED)
     return manifest.model_copy(update={"root": str(target)})
+
+
+def extract(archive: Path, folder: Path) -> None:
+    """Unpack `archive` into `folder`, refusing anything but plain files and folders inside it.
+
+    Python 3.11.4+ has tarfile's `data` filter for this; Debian 12's system Python (3.11.2) does not, so there
+    the members are checked here before extracting.
+    """
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(folder, filter="data")
+            return
+        for member in tar.getmembers():
+            path = Path(member.name)
+            if not (member.isfile() or member.isdir()) or path.is_absolute() or ".." in path.parts:
+                raise DatasetIntegrityError(
+                    f"The dataset archive holds {member.name!r}, which is not a plain file or folder inside it; "
+                    "refusing to unpack it."
+                )
+            member.mode &= 0o755
+        tar.extractall(folder)
 
 
 def prune(cache: Path, keep: int) -> None:
