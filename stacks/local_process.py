@@ -46,11 +46,7 @@ class LocalProcessEntrypoint(StepOperatorEntrypointConfiguration):
     """ZenML's step-operator entrypoint without the container's `chdir("/app")`: the code is already here."""
 
     def prepare_code_environment(self) -> None:
-        if self.should_download_code:
-            raise RuntimeError(
-                "The local_process step operator runs the code of this checkout; it cannot run a snapshot whose "
-                "code must be downloaded. Run the pipeline from its checkout."
-            )
+        """Neither download code nor move to `/app`: the step runs the orchestrator's checkout, where it runs."""
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
 
