@@ -27,10 +27,12 @@ def wait_until_gone(text: str, seconds: float) -> list[int]:
 
 def test_a_child_started_with_die_with_parent_dies_with_a_sigkilled_parent(tmp_path):
     marker = f"har-clip-orphan-check-{os.getpid()}-{tmp_path.name}"
+    # The child's marker is put together at run time, so only the child's command line holds it.
     parent_code = textwrap.dedent(f"""
         import subprocess, sys, time
         from har_core.process_tree import die_with_parent
-        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", {marker!r}], preexec_fn=die_with_parent)
+        marker = {marker[:-1]!r} + {marker[-1]!r}
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", marker], preexec_fn=die_with_parent)
         time.sleep(120)
     """)
     parent = subprocess.Popen([sys.executable, "-c", parent_code], cwd=PROJECT_ROOT, env=worker_environment())
@@ -75,10 +77,12 @@ def wait_for_training(launcher: subprocess.Popen, job_dir: Path, timeout: float 
 
 
 def _is_worker(pid: int) -> bool:
+    """A `python -m har_core.worker` process (torchrun's own command line names the module too)."""
     try:
-        return b"har_core.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+    return b"har_core.worker" in cmdline and b"torch.distributed.run" not in cmdline
 
 
 @pytest.mark.slow
