@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def main(pipeline: str, config_path: Path | None, command: str | None, no_cache:
         name = command or pipeline
         return run_deployment_command(name, config_path or {**DEFAULT_CONFIGS, **COMMANDS}[name])
     config_path = config_path or DEFAULT_CONFIGS[pipeline]
+    # W&B writes offline runs under $WANDB_DIR/wandb, else under the working directory: the project's, always.
+    os.environ.setdefault("WANDB_DIR", str(PROJECT_ROOT))
     _check_before_run(config_path)
 
     from zenml.client import Client
@@ -94,10 +97,11 @@ def _check_before_run(config_path: Path) -> None:
     MLflow or ZenML), so a typo is reported in about a second; local image trees are scanned next, still without
     torch, so every data problem is listed before a pipeline run or model version exists.
     """
+    from har_core.locations import anchor_paths
     from pipelines.run_config import RunConfigError, check_zenml_run_settings, load_training_run_config
 
-    try:
-        parameters = load_training_run_config(config_path)
+    try:  # relative paths mean the project's folders, as they do in the steps (steps/project_paths.py)
+        parameters = anchor_paths(load_training_run_config(config_path), PROJECT_ROOT)
     except RunConfigError as error:
         raise click.ClickException(str(error)) from error
 

@@ -2,8 +2,10 @@
 
 The caller (the train step) writes the base model, manifest and config into a job directory, starts
 `python -m torch.distributed.run ... -m har_core.worker JOB_DIR` in its own process session, relays the
-per-epoch metrics rank 0 appends as they arrive, and kills the whole session on the way out, so no worker
-outlives the call. A failed worker's exception (torchrun's error file, written by `@record`) becomes the
+per-epoch metrics rank 0 appends as they arrive, and stops the session on the way out. torchrun and each worker
+also hold the parent-death signal (`har_core.process_tree`): torchrun dies with the thread that launched it and
+the workers (each in a session of its own) with torchrun, so no worker outlives the call, even when the caller
+is SIGKILLed and runs no cleanup. A failed worker's exception (torchrun's error file, written by `@record`) becomes the
 message of `WorkerFailedError`.
 """
 
@@ -30,11 +32,14 @@ from har_core.device import resolve_device
 from har_core.distributed import per_rank_batch_size, resolve_backend
 from har_core.job import BASE_MODEL_DIR, LOG_DIR, MANIFEST_FILE, TrainingJob
 from har_core.model import HarClipClassifier
+from har_core.process_tree import die_with_parent
 from har_core.training import EpochMetrics, TrainingResult, train_classifier
 
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
+# torchrun passes SIGTERM on to its workers; whatever is left after the grace is SIGKILLed, and the workers then
+# die with torchrun (parent-death signal), whatever torchrun's own 30 s shutdown timeout would have waited.
 TERMINATE_GRACE_SECONDS = 10.0
 
 
@@ -132,7 +137,9 @@ def run_workers(
     """Run torchrun to completion, relaying metrics as they come; no worker survives this call."""
     command = torchrun_command(job_dir, nproc, node)
     logger.info("Launching %d worker(s): %s", nproc, " ".join(command))
-    process = subprocess.Popen(command, env=worker_environment(extra_environment), start_new_session=True)
+    process = subprocess.Popen(
+        command, env=worker_environment(extra_environment), start_new_session=True, preexec_fn=die_with_parent
+    )
     relay = MetricsRelay(Path(job.metrics_file), on_epoch_end)
     try:
         while process.poll() is None:
@@ -146,7 +153,7 @@ def run_workers(
 
 
 def stop_process_group(process: subprocess.Popen) -> None:
-    """SIGTERM the launcher's whole session, then SIGKILL whatever is left (workers included)."""
+    """SIGTERM the launcher's session, then SIGKILL whatever is left; the workers die with torchrun."""
     for sig, grace in ((signal.SIGTERM, TERMINATE_GRACE_SECONDS), (signal.SIGKILL, 0.0)):
         try:
             os.killpg(process.pid, sig)

@@ -4,6 +4,9 @@ Reads the job the launcher wrote (base model in `HarClipClassifier.save` layout,
 runs the ordinary `Trainer`, and on rank 0 appends each epoch's metrics to `metrics.jsonl` (the launching step
 relays them to its experiment trackers) and writes `result.json` last. `@record` puts an exception into
 torchrun's per-worker error file, so the launcher can fail with the worker's own message.
+
+torchrun starts each worker in a session of its own; the worker asks for the parent-death signal before anything
+slow (torch is imported inside `main`), so it dies with torchrun however torchrun ends (`har_core.process_tree`).
 """
 
 from __future__ import annotations
@@ -14,13 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from torch.distributed.elastic.multiprocessing.errors import record
-
-from har_core.checkpoint import write_json
-from har_core.dataset import DatasetManifest
-from har_core.job import TrainingJob
-from har_core.model import HarClipClassifier
-from har_core.training import EpochMetrics, Trainer
+from har_core.process_tree import die_with_parent
 
 
 def _configure_logging() -> None:
@@ -29,8 +26,20 @@ def _configure_logging() -> None:
     logging.basicConfig(level=level, format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
 
 
-@record
 def main(job_dir: str) -> None:
+    """Train the job in `job_dir`; an exception lands in torchrun's error file (`@record`)."""
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    record(_train)(job_dir)
+
+
+def _train(job_dir: str) -> None:
+    from har_core.checkpoint import write_json
+    from har_core.dataset import DatasetManifest
+    from har_core.job import TrainingJob
+    from har_core.model import HarClipClassifier
+    from har_core.training import EpochMetrics, Trainer
+
     _configure_logging()
     job = TrainingJob.load(job_dir)
     manifest = DatasetManifest.model_validate_json(Path(job.manifest).read_text())
@@ -50,6 +59,7 @@ def main(job_dir: str) -> None:
 
 
 if __name__ == "__main__":
+    die_with_parent(parent=os.getppid())
     if len(sys.argv) != 2:
         raise SystemExit("usage: python -m har_core.worker JOB_DIR")
     main(sys.argv[1])

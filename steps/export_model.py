@@ -12,6 +12,7 @@ from har_core.export_manifest import ExportBundle, ModelSource
 from har_core.exporter import export_bundle
 from har_core.model import HarClipClassifier
 from har_core.transform import preprocess_batch
+from steps.project_paths import in_project
 
 
 @step
@@ -19,7 +20,7 @@ def export_model(
     model: HarClipClassifier, dataset: DatasetManifest, export: ExportConfig
 ) -> Annotated[ExportBundle, EXPORTS_ARTIFACT]:
     """Held-out images of `export.parity_split` are the parity set; a failed gate marks the format not deployable."""
-    context = get_step_context()
+    export, context = in_project(export), get_step_context()
     records = dataset.split(export.parity_split)[: export.parity_images]
     if not records:
         raise ValueError(f"The {export.parity_split} split is empty; the parity gate needs held-out images.")

@@ -8,6 +8,7 @@ from har_core.config import ClassifierConfig
 from har_core.constants import BASE_MODEL_ARTIFACT
 from har_core.dataset import DatasetManifest
 from har_core.model import HarClipClassifier, build_classifier
+from steps.project_paths import in_project
 
 
 @step
@@ -15,4 +16,4 @@ def load_base_model(
     classifier: ClassifierConfig, dataset: DatasetManifest
 ) -> Annotated[HarClipClassifier, BASE_MODEL_ARTIFACT]:
     """Load the CLIP backbone and cache the class-text embeddings of `dataset.labels`."""
-    return build_classifier(classifier, dataset.labels)
+    return build_classifier(in_project(classifier), dataset.labels)

@@ -8,6 +8,7 @@ from har_core.config import DataConfig
 from har_core.constants import DATASET_ARTIFACT
 from har_core.dataset import DatasetManifest
 from har_core.sources import build_manifest
+from steps.project_paths import in_project
 
 
 @step(enable_cache=False)
@@ -18,6 +19,7 @@ def load_data(data: DataConfig) -> Annotated[DatasetManifest, DATASET_ARTIFACT]:
     hit the cache, because ZenML keys them on the manifest's fingerprint (paths, labels, splits and each file's
     sha256), so they re-run exactly when the data changed. The images travel inside the artifact.
     """
+    data = in_project(data)
     manifest = build_manifest(data)
     log_metadata(
         metadata={

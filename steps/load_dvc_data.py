@@ -9,6 +9,7 @@ from har_core.constants import DATASET_ARTIFACT
 from har_core.dataset import DatasetManifest
 from har_core.dvc_data import fetch_dvc_dataset
 from har_core.sources import manifest_for_folder
+from steps.project_paths import in_project
 
 
 @step(enable_cache=False)
@@ -16,6 +17,7 @@ def load_dvc_data(data: DataConfig) -> Annotated[DatasetManifest, DATASET_ARTIFA
     """Fetch `data.dvc.path` at `data.dvc.rev` through DVC's API (once per DVC md5 on this machine), then check,
     hash and split it like any folder. Never cached: a branch name may point at new data tomorrow; later steps
     still hit the cache when the fetched bytes are unchanged."""
+    data = in_project(data)
     folder, version, fetched = fetch_dvc_dataset(data.dvc, data.cache_dir)
     revision = f"dvc:{version.repo}:{version.path}@{version.rev} ({version.commit[:12]}, md5 {version.md5})"
     manifest = manifest_for_folder(folder, data, source="dvc", revision=revision)

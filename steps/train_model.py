@@ -21,6 +21,7 @@ from har_core.launch import run_training
 from har_core.model import HarClipClassifier
 from har_core.training import EpochMetrics, TrainingResult
 from steps import tracking
+from steps.project_paths import in_project
 
 
 @step
@@ -32,7 +33,7 @@ def train_model(
     Checkpoints are written locally under `training.output_dir/<run>` while training, then copied to the artifact
     store (`<store>/checkpoints/<run>/{best,last}`), so they outlive the machine that trained.
     """
-    run_name = get_step_context().pipeline_run.name
+    training, run_name = in_project(training), get_step_context().pipeline_run.name
     tracking.log_params(training.model_dump(mode="json"))
 
     def on_epoch_end(metrics: EpochMetrics) -> None:
