@@ -136,6 +136,16 @@ def model_version(selector: str | int):
         return None
 
 
+def deployment_url(version) -> str | None:
+    """Where the deployment pipeline last served `version` (its `deployment` metadata); None when it never did.
+
+    A local release gets a new port (the new server starts beside the old one), so the viewer reads it here.
+    """
+    record = version.run_metadata.get("deployment") if version is not None else None
+    url = record.get("url") if isinstance(record, dict) else None
+    return url if isinstance(url, str) and url else None
+
+
 def model_versions(limit: int = 50) -> list:
     try:
         return client().list_model_versions(ZENML_MODEL_NAME, sort_by="desc:number", size=limit, hydrate=True).items

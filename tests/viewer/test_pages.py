@@ -212,6 +212,36 @@ def test_predict_page_asks_a_running_bento(app, viewer_run, wrong_image, bento_u
     assert sorted(row["label"] for row in chart_rows(at, 0)) == ["juggling", "rowing"]
 
 
+def test_the_predict_page_finds_the_deployment_on_its_recorded_url(app, viewer_run, bento_url, monkeypatch):
+    """Each local release serves on a new port: the viewer reads it from the version's `deployment` metadata, and
+    falls back to the local model when the recorded server no longer answers."""
+    from zenml import log_metadata
+
+    _, version = viewer_run
+    monkeypatch.setenv("HAR_CLIP_VIEWER_STAGE", str(version.number))
+    monkeypatch.setenv("HAR_CLIP_API_TOKEN", BENTO_TOKEN)
+
+    def url_box(at):
+        return next(box for box in at.text_input if box.label == "Bento URL")
+
+    try:
+        log_metadata(metadata={"deployment": {"url": bento_url}}, model_version_id=version.id)
+        at = app.run()
+        assert url_box(at).value == bento_url
+        assert f"Answering with the Bento service at {bento_url} (onnx export, version {version.number})." in texts(
+            at.caption
+        )
+        with socket.socket() as probe:  # a port nothing listens on: a deployment that has been stopped
+            probe.bind(("127.0.0.1", 0))
+            stopped = f"http://127.0.0.1:{probe.getsockname()[1]}"
+        log_metadata(metadata={"deployment": {"url": stopped}}, model_version_id=version.id)
+        at = app.__class__.from_file(APP, default_timeout=TIMEOUT).run()
+        assert url_box(at).value == ""
+        assert not [caption for caption in texts(at.caption) if "Bento service" in caption]
+    finally:
+        log_metadata(metadata={"deployment": {"url": ""}}, model_version_id=version.id)
+
+
 EMPTY_STORE_SCRIPT = """
 import json, sys
 from streamlit.testing.v1 import AppTest

@@ -39,9 +39,31 @@ def cached_local_backend(version_id: str, version_number: int, export_format: st
     return local_backend(cached_bundle(version_id), export_format, model)
 
 
+def default_bento_url() -> str:
+    """`HAR_CLIP_BENTO_URL`, else the deployment of the configured stage's version while it answers: each local
+    release serves on a new port, which the deployment pipeline records on the model version."""
+    if settings.bento_url:
+        return settings.bento_url
+    url = store.deployment_url(store.model_version(settings.stage))
+    if url is None or not serving_at(url):
+        return ""
+    st.sidebar.caption(f"The {settings.stage} version is deployed at {url} (recorded by the deployment pipeline).")
+    return url
+
+
+def serving_at(url: str) -> bool:
+    """Whether a Bento answers /readyz at `url` within a second (a recorded deployment may have been stopped)."""
+    import requests
+
+    try:
+        return requests.get(f"{url.rstrip('/')}/readyz", timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
 def choose_backend() -> Backend | None:
     """The backend picked in the sidebar, or None after telling the user why there is none."""
-    url = st.sidebar.text_input("Bento URL", settings.bento_url, help="Empty: predict with a local model from ZenML.")
+    url = st.sidebar.text_input("Bento URL", default_bento_url(), help="Empty: predict with a local model from ZenML.")
     if url.strip():
         try:
             with st.spinner(f"Connecting to the Bento service at {url}…"):
