@@ -23,14 +23,13 @@ from zenml.utils import io_utils
 from har_core.config import TrainingConfig
 from har_core.constants import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
 from har_core.dataset import DatasetManifest
+from har_core.job import JOB_FILE, RESULT_FILE
 from har_core.launch import check_launch
 from har_core.model import HarClipClassifier
 from har_core.training import TrainingResult
 from steps import tracking
 
 TRAIN_COMMAND_STEP = "train_on_nodes"
-JOB_FILE = "job.json"
-RESULT_FILE = "result.json"
 CHECKPOINTS_DIR = "checkpoints"
 
 
