@@ -18,7 +18,16 @@ NOBODY = 65534
 
 @pytest.fixture
 def manifest(synthetic_root):
-    return small_manifest(synthetic_root)
+    """The small manifest with paths relative to its root, as `load_data` records them (an absolute path would
+    make `copy / record.path` the session's own image, and planting a file there would corrupt it)."""
+    full = small_manifest(synthetic_root)
+
+    def relative(records):
+        return [
+            record.model_copy(update={"path": str(Path(record.path).relative_to(synthetic_root))}) for record in records
+        ]
+
+    return full.model_copy(update={split: relative(getattr(full, split)) for split in ("train", "val", "test")})
 
 
 @pytest.fixture
@@ -37,7 +46,9 @@ def fetch_from(archive: Path, calls: list[Path]):
 def plant_copy(folder: Path, manifest) -> Path:
     """A complete-looking copy (marker included) whose first image another user replaced."""
     shutil.copytree(manifest.root, folder)
-    (folder / manifest.train[0].path).write_bytes(b"planted")
+    target = folder / manifest.train[0].path
+    assert target.resolve().is_relative_to(folder.resolve()), f"{target} is not inside the planted copy"
+    target.write_bytes(b"planted")
     (folder / COMPLETE_MARKER).touch()
     return folder
 
