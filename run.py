@@ -105,7 +105,7 @@ def _check_before_run(config_path: Path) -> None:
     except RunConfigError as error:
         raise click.ClickException(str(error)) from error
 
-    from har_core.data_check import DataCheckError, plan_local_data
+    from har_core.data.scan import DataCheckError, plan_local_data
 
     try:  # local sources only: fetched ones (Hugging Face) are checked inside load_data
         plan = plan_local_data(parameters.data)
@@ -114,7 +114,7 @@ def _check_before_run(config_path: Path) -> None:
     for note in plan.notes if plan else ():
         click.echo(note)
 
-    from har_core.hub import HubUnavailableError
+    from har_core.hub_probe import HubUnavailableError
     from har_core.preflight import PrerequisiteError, check_run_prerequisites
 
     try:

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from har_core.config import DataConfig
-from har_core.data_check import plan_image_folder
-from har_core.labels import HAR_LABELS
-from har_core.synthetic import draw_class_image
+from har_core.data.scan import plan_image_folder
+from har_core.data.synthetic import draw_class_image
+from har_core.runtime.labels import HAR_LABELS
 
 
 def draw_tree(root: Path, images: int, size: int) -> int:

@@ -24,14 +24,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from har_core.benchmark import time_calls  # noqa: E402
-from har_core.config import ClassifierConfig, ExportConfig, ParityThresholds, TinyBackboneConfig  # noqa: E402
-from har_core.export import ImageModel  # noqa: E402
-from har_core.export_manifest import ModelSource  # noqa: E402
-from har_core.exporter import export_bundle  # noqa: E402
-from har_core.labels import HAR_LABELS  # noqa: E402
-from har_core.model import build_classifier  # noqa: E402
-from har_core.predictor import Predictor, default_threads  # noqa: E402
+from har_core.config import ClassifierConfig, ExportConfig, TinyBackboneConfig  # noqa: E402
+from har_core.export.benchmark import time_calls  # noqa: E402
+from har_core.export.bundle import export_bundle  # noqa: E402
+from har_core.model.classifier import build_classifier  # noqa: E402
+from har_core.model.serving_graph import ImageModel  # noqa: E402
+from har_core.runtime.labels import HAR_LABELS  # noqa: E402
+from har_core.runtime.manifest import ModelSource  # noqa: E402
+from har_core.runtime.predictor import Predictor, default_threads  # noqa: E402
+from har_core.runtime.settings import ParityThresholds
 
 VIT_B16 = TinyBackboneConfig(
     image_size=224, patch_size=16, hidden_size=768, num_layers=12, num_heads=12, projection_dim=512, seed=0

@@ -19,11 +19,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.training import VIT_B16, run_trainer
 from har_core.config import ClassifierConfig, DistributedConfig, SyntheticDataConfig, TrainingConfig
-from har_core.dataset import DatasetManifest, scan_image_folder
-from har_core.labels import HAR_LABELS
-from har_core.launch import write_job
-from har_core.model import build_classifier
-from har_core.synthetic import generate_synthetic_images
+from har_core.data.dataset import DatasetManifest, ImageRecord
+from har_core.data.synthetic import generate_synthetic_images
+from har_core.model.classifier import build_classifier
+from har_core.runtime.labels import HAR_LABELS
+from har_core.training.launcher import write_job
 
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, by a substring of the device name.
 BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12}
@@ -55,7 +55,7 @@ def main(out: Path, steps: int, batch_size: int) -> None:
             HAR_LABELS,
             SyntheticDataConfig(images_per_class=-(-(steps * batch_size + 64) // 15), image_size=256),
         )
-        records = scan_image_folder(images, HAR_LABELS)
+        records = [ImageRecord(path=str(p), label=HAR_LABELS.index(p.parent.name)) for p in sorted(images.glob("*/*"))]
         train, val = records[: steps * batch_size], records[steps * batch_size : steps * batch_size + 64]
         manifest = DatasetManifest(labels=list(HAR_LABELS), root=str(images), train=train, val=val, test=[])
         flops = flops_per_image(model.to("cuda"))

@@ -38,14 +38,14 @@ fi
 # The pinned TensorRT, only from local wheels (never the 11.x a bare `tensorrt` resolves to).
 if [ -d benchmarks/wheels ] && ls benchmarks/wheels/tensorrt_cu12* >/dev/null 2>&1; then
   "$PYTHON" -m pip install --no-index --find-links benchmarks/wheels "$("$PYTHON" -c \
-    'from har_core.tensorrt_engine import TENSORRT_REQUIREMENT; print(TENSORRT_REQUIREMENT)')" \
+    'from har_core.runtime.tensorrt_engine import TENSORRT_REQUIREMENT; print(TENSORRT_REQUIREMENT)')" \
     2>&1 | tail -2 | tee "$OUT/tensorrt_install.txt" || true
 fi
 "$PYTHON" -c 'import tensorrt; print("TensorRT", tensorrt.__version__)' 2>&1 | tail -1 | tee "$OUT/tensorrt.txt" || true
 
-tests=(tests/har_core/test_training_gpu.py tests/har_core/test_tensorrt_api.py)
+tests=(tests/har_core/training/test_trainer_gpu.py tests/har_core/runtime/test_tensorrt_api.py)
 if "$PYTHON" -c 'import tensorrt' 2>/dev/null; then
-  tests+=(tests/har_core/test_export.py::test_tensorrt_engine_round_trip)
+  tests+=(tests/har_core/export/test_bundle.py::test_tensorrt_engine_round_trip)
 fi
 timeout "${TEST_TIMEOUT:-240}" "$PYTHON" -m pytest -q -rs -p no:cacheprovider "${tests[@]}" 2>&1 \
   | tee "$OUT/gpu_tests.txt" | tail -15 || true

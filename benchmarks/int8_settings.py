@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from har_core.export import export_onnx_image_model, quantize_onnx_int8  # noqa: E402
+from har_core.export.graphs import export_onnx_image_model, quantize_onnx_int8  # noqa: E402
 
 SETTINGS = {  # name: (weight type, reduce_range)
     "U8S8 (int8 weights)": ("QInt8", False),
@@ -52,9 +52,9 @@ def latest_run_model_and_pixels(max_images: int):
     """The trained classifier of the active store's latest training run and its preprocessed val images."""
     from zenml.client import Client
 
-    from har_core.constants import DATASET_ARTIFACT, TRAINED_MODEL_ARTIFACT
-    from har_core.dataset import load_image
-    from har_core.transform import preprocess_batch
+    from har_core.data.dataset import load_image
+    from har_core.runtime.preprocess import preprocess_batch
+    from steps.names import DATASET_ARTIFACT, TRAINED_MODEL_ARTIFACT
 
     run = Client().get_pipeline("training_pipeline").last_run
     model = run.steps["train_model"].outputs[TRAINED_MODEL_ARTIFACT][0].load()
@@ -66,8 +66,8 @@ def latest_run_model_and_pixels(max_images: int):
 def vit_b16_model_and_pixels(workdir: Path, batch_size: int):
     from benchmarks.formats import VIT_B16
     from har_core.config import ClassifierConfig
-    from har_core.labels import HAR_LABELS
-    from har_core.model import build_classifier
+    from har_core.model.classifier import build_classifier
+    from har_core.runtime.labels import HAR_LABELS
 
     model = build_classifier(ClassifierConfig(tiny_backbone=VIT_B16, cache_dir=workdir / "backbones"), HAR_LABELS)
     pixels = np.random.default_rng(0).standard_normal((batch_size, 3, 224, 224), dtype=np.float32)

@@ -51,13 +51,14 @@ def main() -> None:
 def run(workdir: Path, args) -> list[dict]:
     import torch
 
-    from har_core.config import ClassifierConfig, ExportConfig, ParityThresholds, TinyBackboneConfig
-    from har_core.export import ImageModel
-    from har_core.export_manifest import ModelSource
-    from har_core.exporter import export_bundle
-    from har_core.labels import HAR_LABELS
-    from har_core.model import build_classifier
-    from har_core.predictor import Predictor
+    from har_core.config import ClassifierConfig, ExportConfig, TinyBackboneConfig
+    from har_core.export.bundle import export_bundle
+    from har_core.model.classifier import build_classifier
+    from har_core.model.serving_graph import ImageModel
+    from har_core.runtime.labels import HAR_LABELS
+    from har_core.runtime.manifest import ModelSource
+    from har_core.runtime.predictor import Predictor
+    from har_core.runtime.settings import ParityThresholds
 
     classifier = build_classifier(
         ClassifierConfig(tiny_backbone=TinyBackboneConfig(**VIT_B16), cache_dir=workdir / "backbones"), HAR_LABELS
@@ -91,7 +92,7 @@ def _served(export_dir: Path, name: str, images: list[bytes], workdir: Path, arg
 
     from bento.packaging import build_bento, save_bento_model
     from bento.server import BentoServer
-    from har_core.config import ServingConfig
+    from har_core.runtime.settings import ServingConfig
 
     model = save_bento_model(export_dir, model_version="bench")
     # A generous batching deadline: BentoML cancels (503) queued requests once its own latency estimate for them

@@ -236,11 +236,12 @@ def main() -> None:
 def run(workdir: Path, args) -> None:
     from bento.packaging import build_bento, save_bento_model
     from bento.server import BentoServer, free_port, serve_command, start_server, stop_process_tree, wait_ready
-    from har_core.config import ClassifierConfig, ExportConfig, ServingConfig, TinyBackboneConfig
-    from har_core.export_manifest import ModelSource
-    from har_core.exporter import export_bundle
-    from har_core.labels import HAR_LABELS
-    from har_core.model import build_classifier
+    from har_core.config import ClassifierConfig, ExportConfig, TinyBackboneConfig
+    from har_core.export.bundle import export_bundle
+    from har_core.model.classifier import build_classifier
+    from har_core.runtime.labels import HAR_LABELS
+    from har_core.runtime.manifest import ModelSource
+    from har_core.runtime.settings import ServingConfig
 
     classifier = build_classifier(ClassifierConfig(tiny_backbone=TinyBackboneConfig(), cache_dir=workdir), HAR_LABELS)
     crop = classifier.preprocess_config.crop_size

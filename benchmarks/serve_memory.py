@@ -49,11 +49,12 @@ def main() -> None:
 def export(workdir: Path, args) -> list[tuple[str, Path]]:
     import numpy as np
 
-    from har_core.config import ClassifierConfig, ExportConfig, ParityThresholds, TinyBackboneConfig
-    from har_core.export_manifest import ModelSource
-    from har_core.exporter import export_bundle
-    from har_core.labels import HAR_LABELS
-    from har_core.model import build_classifier
+    from har_core.config import ClassifierConfig, ExportConfig, TinyBackboneConfig
+    from har_core.export.bundle import export_bundle
+    from har_core.model.classifier import build_classifier
+    from har_core.runtime.labels import HAR_LABELS
+    from har_core.runtime.manifest import ModelSource
+    from har_core.runtime.settings import ParityThresholds
 
     classifier = build_classifier(
         ClassifierConfig(tiny_backbone=TinyBackboneConfig(**VIT_B16), cache_dir=workdir / "backbones"), HAR_LABELS
@@ -72,7 +73,7 @@ def measure(export_dir: Path, name: str, log_dir: Path) -> dict:
     from bento.packaging import save_bento_model
     from bento.server import BentoServer
     from bento.settings import write_serving_config
-    from har_core.config import ServingConfig
+    from har_core.runtime.settings import ServingConfig
 
     model = save_bento_model(export_dir, model_version="bench")
     files = sum(path.stat().st_size for path in export_dir.iterdir() if path.is_file()) / 2**20

@@ -71,8 +71,8 @@ def main() -> None:
 
 
 def _warm_up(config_path: Path) -> None:
-    from har_core.model import build_classifier
-    from har_core.sources import image_folder_for
+    from har_core.data.sources import image_folder_for
+    from har_core.model.classifier import build_classifier
     from pipelines.run_config import load_training_run_config
 
     parameters = load_training_run_config(config_path)

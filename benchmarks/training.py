@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from har_core.config import ClassifierConfig, DistributedConfig, SyntheticDataConfig, TinyBackboneConfig, TrainingConfig
-from har_core.dataset import DatasetManifest, scan_image_folder
-from har_core.labels import HAR_LABELS
-from har_core.launch import worker_environment, write_job
-from har_core.model import HarClipClassifier, build_classifier
-from har_core.synthetic import generate_synthetic_images
+from har_core.data.dataset import DatasetManifest, ImageRecord
+from har_core.data.synthetic import generate_synthetic_images
+from har_core.model.classifier import HarClipClassifier, build_classifier
+from har_core.runtime.labels import HAR_LABELS
+from har_core.training.launcher import worker_environment, write_job
 
 VIT_B16 = TinyBackboneConfig(
     image_size=224, patch_size=16, hidden_size=768, num_layers=12, num_heads=12, projection_dim=512
@@ -85,7 +85,7 @@ def main(steps: int, batch_size: int, skip_compile: bool) -> None:
             HAR_LABELS,
             SyntheticDataConfig(images_per_class=max(4, -(-(steps * batch_size + 8) // 15)), image_size=256),
         )
-        records = scan_image_folder(images, HAR_LABELS)
+        records = [ImageRecord(path=str(p), label=HAR_LABELS.index(p.parent.name)) for p in sorted(images.glob("*/*"))]
         manifest = DatasetManifest(
             labels=list(HAR_LABELS),
             root=str(images),

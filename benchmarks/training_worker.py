@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from har_core.dataset import DatasetManifest
-from har_core.job import TrainingJob
-from har_core.model import HarClipClassifier
-from har_core.training import Trainer
+from har_core.data.dataset import DatasetManifest
+from har_core.model.classifier import HarClipClassifier
+from har_core.training.job import TrainingJob
+from har_core.training.trainer import Trainer
 
 
 def main(job_dir: str) -> None:

@@ -20,8 +20,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from har_core.images import ImageTooLargeError, decoded_size, open_image
-from har_core.transform import PreprocessConfig, preprocess
+from har_core.runtime.images import ImageTooLargeError, decoded_size, open_image
+from har_core.runtime.preprocess import PreprocessConfig, preprocess
 
 logger = logging.getLogger(__name__)
 

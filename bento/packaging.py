@@ -1,8 +1,9 @@
 """Package one exported format as a BentoML model and build a Bento around it (no ZenML, no torch).
 
-The Bento is built from a throw-away build context holding `bento/` and `har_core/` (the service imports only the
-torch-free part of it), the serving settings of this deployment (`bento/serving.yaml`) and the model tag it is
-pinned to (`bento/bento_model.txt`), so `bentoml serve <bento>` serves exactly the model it was built with.
+The Bento is built from a throw-away build context holding `bento/` and `har_core.runtime` (everything a deployed
+model needs; the PyTorch format adds the model code it is rebuilt with), the serving settings of this deployment
+(`bento/serving.yaml`) and the model tag it is pinned to (`bento/bento_model.txt`), so `bentoml serve <bento>` serves
+exactly the model it was built with.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import bentoml
 from packaging.requirements import Requirement
 
 from bento.settings import MODEL_TAG_FILE, write_serving_config
-from har_core.config import ServingConfig
-from har_core.constants import BENTO_MODEL_NAME, BENTO_SERVICE_NAME
-from har_core.export_manifest import ExportManifest, ExportRejectedError
-from har_core.tensorrt_engine import TENSORRT_REQUIREMENT
+from har_core.runtime.manifest import ExportManifest, ExportRejectedError
+from har_core.runtime.settings import BENTO_MODEL_NAME, BENTO_SERVICE_NAME, ServingConfig
+from har_core.runtime.tensorrt_engine import TENSORRT_REQUIREMENT
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ SERVICE_FILES = (
     "bento/*.yaml",
     "bento/*.txt",
 )
+# The library files a Bento ships: the runtime package, and for the PyTorch format the model code it is rebuilt with.
+LIBRARY_FILES = ("har_core/__init__.py", "har_core/legacy.py", "har_core/runtime/*.py")
+MODEL_CODE_FILES = ("har_core/config.py", "har_core/model/*.py")
 # What the service imports at run time besides bentoml (BentoML adds itself), per format; versions are pinned
 # to this environment's at build time.
 COMMON_PACKAGES = ("numpy", "pillow", "pydantic", "pyyaml", "safetensors", "tokenizers")
@@ -115,11 +118,12 @@ def build_bento(
         docker = {"base_image": base_image, "env": {"PIP_BREAK_SYSTEM_PACKAGES": "1"}}
     with tempfile.TemporaryDirectory(prefix="har-clip-bento-") as context:
         _write_build_context(Path(context), model_tag, serving)
+        library = [*LIBRARY_FILES, *(MODEL_CODE_FILES if export_format == "pytorch" else ())]
         bento = bentoml.bentos.build(
             SERVICE_IMPORT,
             name=BENTO_SERVICE_NAME,
             build_ctx=context,
-            include=[*SERVICE_FILES, "har_core/*.py"],
+            include=[*SERVICE_FILES, *library],
             labels={"format": export_format, "bento_model": str(model_tag), **(labels or {})},
             models=[str(model_tag)],
             python={"packages": runtime_packages(export_format, gpu), "lock_packages": False},

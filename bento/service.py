@@ -31,10 +31,10 @@ from bento.guard import RequestGuard
 from bento.openapi import published_spec
 from bento.settings import bento_model_tag, load_serving_config
 from bento.watchdog import record_clean_exit, start_watchdog
-from har_core.constants import API_TOKEN_ENV, BENTO_SERVICE_NAME
-from har_core.images import ImageTooLargeError, InvalidImageError
-from har_core.parity import recheck_parity
-from har_core.predictor import Prediction, Predictor
+from har_core.runtime.images import ImageTooLargeError, InvalidImageError
+from har_core.runtime.parity import recheck_parity
+from har_core.runtime.predictor import Prediction, Predictor
+from har_core.runtime.settings import API_TOKEN_ENV, BENTO_SERVICE_NAME
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)  # BentoML's server logging keeps the root at WARNING; what is served belongs in the log

@@ -8,8 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from har_core.config import ServingConfig
-from har_core.constants import BENTO_MODEL_ENV, BENTO_MODEL_NAME, SERVING_CONFIG_ENV
+from har_core.runtime.settings import BENTO_MODEL_ENV, BENTO_MODEL_NAME, SERVING_CONFIG_ENV, ServingConfig
 
 HERE = Path(__file__).resolve().parent
 SERVING_FILE = HERE / "serving.yaml"

@@ -10,19 +10,14 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from har_core.labels import DEFAULT_TEMPLATES, build_prompts
+from har_core.runtime.labels import DEFAULT_TEMPLATES, build_prompts
+from har_core.runtime.settings import ExportFormatName, ParityThresholds, ServingConfig, StrictConfig
 
 DEFAULT_BACKBONE = "openai/clip-vit-base-patch16"
 DEFAULT_HF_DATASET = "Bingsu/Human_Action_Recognition"
 DEFAULT_CACHE_DIR = Path(".cache/har-clip")
-
-
-class StrictConfig(BaseModel):
-    """Base for all configs: unknown keys are errors and values are immutable once validated."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SyntheticDataConfig(StrictConfig):
@@ -68,7 +63,7 @@ class DataConfig(StrictConfig):
     `huggingface` exports the HF dataset at `hf_revision` to `<cache_dir>/<dataset>-<split>@<commit>/<label>/*`
     once; `folder` reads an existing `<root>/<label>/*` or pre-split `<root>/{train,val,test}/<label>/*` tree;
     `synthetic` draws one under `cache_dir`; `dvc` fetches a DVC-tracked folder at a git revision (see
-    `DvcDataConfig`). All end in the same manifest (see har_core.data_check). `labels` left unset means the labels
+    `DvcDataConfig`). All end in the same manifest (see har_core.data.scan). `labels` left unset means the labels
     that have images, in canonical order; a list forces that label set.
     """
 
@@ -191,17 +186,6 @@ class EvaluationConfig(StrictConfig):
     num_workers: int = Field(2, ge=0)
 
 
-ExportFormatName = Literal["pytorch", "torchscript", "onnx", "onnx-int8", "tensorrt"]
-
-
-class ParityThresholds(StrictConfig):
-    """What an export must reach against the PyTorch model on held-out images to be offered for deployment."""
-
-    min_top1_agreement: float = Field(0.99, ge=0, le=1)
-    max_abs_logit_diff: float | None = Field(0.05, gt=0)  # None: not checked (int8 logits move more than fp32's)
-    min_embedding_cosine: float = Field(0.999, ge=-1, le=1)
-
-
 def _default_gates() -> dict[str, ParityThresholds]:
     fp32 = ParityThresholds(min_top1_agreement=0.99, max_abs_logit_diff=0.05, min_embedding_cosine=0.9999)
     return {
@@ -279,35 +263,6 @@ class TrainingPipelineParameters(StrictConfig):
     export: ExportConfig = ExportConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
     promotion: PromotionConfig = PromotionConfig()
-
-
-class ServingConfig(StrictConfig):
-    """The Bento service's batching, limits and access settings (bento/serving.yaml; deployment configs override).
-
-    `max_latency_ms` is BentoML's batching deadline: a request still queued after it is answered 503, so it bounds
-    queueing, not model time. `timeout_s` answers 504 when a request takes longer end to end.
-    `max_request_pixels` bounds the pixels one request decodes (413 beyond it); `max_decoding_pixels` bounds the pixels
-    being decoded at once in a worker across all requests (the rest wait): compressed size says nothing about decoded
-    size (a one-colour 64 Mpx PNG is ~200 kB), so these, not `max_request_bytes`, bound a worker's memory.
-    """
-
-    max_batch_size: int = Field(16, ge=2)
-    max_latency_ms: int = Field(10_000, ge=1)
-    timeout_s: float = Field(30.0, gt=0)
-    max_concurrency: int | None = Field(256, ge=1)  # more requests in flight are answered 429
-    max_request_bytes: int = Field(20 * 1024 * 1024, ge=1024)
-    max_batch_images: int = Field(32, ge=1)
-    max_request_pixels: int = Field(128_000_000, ge=1)
-    max_decoding_pixels: int = Field(64_000_000, ge=1)
-    max_custom_labels: int = Field(64, ge=1)
-    max_label_chars: int = Field(100, ge=1)
-    default_top_k: int = Field(5, ge=1)
-    workers: int = Field(1, ge=1)
-    threads: int | None = Field(None, ge=1)  # inference threads per worker; None: the runtime's default
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    # The export's parity gate, re-run at startup on the parity set the Bento carries: `require` keeps a service
-    # that fails it not ready (/readyz 503); `warn` serves anyway. Either way /metadata and the log say the result.
-    startup_parity: Literal["require", "warn"] = "require"
 
 
 class DeploymentConfig(StrictConfig):

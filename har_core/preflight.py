@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from har_core.backbone import looks_like_local_path
 from har_core.config import TrainingPipelineParameters
-from har_core.dvc_data import DvcDataError, resolve_dvc_version
-from har_core.hub import ensure_hub_resource
-from har_core.sources import DatasetUnavailableError, hf_dataset_revision
+from har_core.data.dvc import DvcDataError, resolve_dvc_version
+from har_core.data.sources import DatasetUnavailableError, hf_dataset_revision
+from har_core.hub_probe import ensure_hub_resource
+from har_core.model.backbone import looks_like_local_path
 
 OFFLINE_HINT = (
     "For an offline run use the quick path: python run.py --pipeline training --config configs/quickstart.yaml"

@@ -2,7 +2,8 @@
 
 from zenml import pipeline
 
-from har_core.config import DeploymentConfig, ServingConfig
+from har_core.config import DeploymentConfig
+from har_core.runtime.settings import ServingConfig
 from steps.build_bento import build_bento
 from steps.deploy_bento import deploy_bento
 from steps.select_deployment import select_deployment

@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 import yaml
 
-from har_core.constants import DEPLOY_STEP, DEPLOYMENT_ARTIFACT, DEPLOYMENT_PLAN_ARTIFACT
-from har_core.deployment import DeploymentRefusedError
 from pipelines.run_config import RunConfigError, check_zenml_run_settings, load_deployment_run_config
+from steps.deployment_plan import DeploymentRefusedError
+from steps.names import DEPLOY_STEP, DEPLOYMENT_ARTIFACT, DEPLOYMENT_PLAN_ARTIFACT
 
 
 def run_deployment_command(command: str, config_path: Path) -> None:

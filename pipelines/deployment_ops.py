@@ -16,14 +16,10 @@ from zenml.client import Client
 from zenml.enums import ModelStages
 from zenml.integrations.bentoml.services.bentoml_local_deployment import BentoMLLocalDeploymentConfig
 
-from har_core.constants import (
-    ARCHIVED_STAGE,
-    EXPORTS_ARTIFACT,
-    PRODUCTION_STAGE,
-    PROJECT_SERVICE_NAME,
-    ZENML_MODEL_NAME,
-)
-from har_core.deployment import DeploymentRefusedError
+from har_core.evaluation.promotion import ARCHIVED_STAGE, PRODUCTION_STAGE
+from steps.deployment_plan import DeploymentRefusedError
+from steps.model_exports import ModelExportNotFoundError, find_model_version
+from steps.names import EXPORTS_ARTIFACT, PROJECT_SERVICE_NAME, ZENML_MODEL_NAME
 
 
 def release(
@@ -109,7 +105,10 @@ def check_requested_format(model_version: str | int, export_format: str | None) 
     """
     if export_format is None:
         return
-    version = _version(model_version)
+    try:
+        version = find_model_version(model_version)
+    except ModelExportNotFoundError as error:
+        raise DeploymentRefusedError(str(error)) from error
     exports = version.get_artifact(EXPORTS_ARTIFACT)
     if exports is None:
         return  # select_deployment says so with its own message
@@ -122,10 +121,3 @@ def check_requested_format(model_version: str | int, export_format: str | None) 
         f"Format {export_format!r} of {ZENML_MODEL_NAME} version {version.number} cannot be deployed: {reason}. "
         f"Deployable formats: {metadata.get('deployable_formats', 'none')}."
     )
-
-
-def _version(selector: str | int):
-    try:
-        return Client().get_model_version(ZENML_MODEL_NAME, selector)
-    except KeyError as error:
-        raise DeploymentRefusedError(f"No {ZENML_MODEL_NAME} version {selector!r}.") from error

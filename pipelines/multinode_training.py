@@ -24,10 +24,10 @@ from har_core.config import (
     PromotionConfig,
     TrainingConfig,
 )
-from har_core.constants import ZERO_SHOT_EVALUATION_STEP
 from pipelines.run_config import RunConfigError, load_training_run_config, read_run_config
 from pipelines.stages import evaluate_export_promote, load_dataset
-from steps import evaluate_model, load_base_model
+from steps.evaluate_model import evaluate_model
+from steps.load_base_model import load_base_model
 from steps.multinode import (
     TRAIN_COMMAND_STEP,
     check_multinode,
@@ -35,6 +35,7 @@ from steps.multinode import (
     load_trained_model,
     publish_training_job,
 )
+from steps.names import ZERO_SHOT_EVALUATION_STEP
 
 JOBS_FOLDER = "har-clip-jobs"
 

@@ -14,19 +14,14 @@ from pathlib import Path
 
 import click
 
-from har_core.constants import (
-    EVALUATION_REPORT_ARTIFACT,
-    FINE_TUNED_EVALUATION_STEP,
-    PRODUCTION_STAGE,
-    TRAINED_MODEL_ARTIFACT,
-    ZENML_MODEL_NAME,
-)
+from har_core.evaluation.promotion import PRODUCTION_STAGE
+from steps.names import EVALUATION_REPORT_ARTIFACT, FINE_TUNED_EVALUATION_STEP, TRAINED_MODEL_ARTIFACT, ZENML_MODEL_NAME
 
 
 def publish_model_version(model_name: str, stage: str, repo_id: str, out: Path, private: bool):
     from zenml.client import Client
 
-    from har_core.publish import upload_folder, write_hub_folder
+    from har_core.export.publish import upload_folder, write_hub_folder
 
     client = Client()
     version = client.get_model_version(model_name, stage)

@@ -11,7 +11,7 @@ from typing import Any
 from zenml.client import Client
 from zenml.models import PipelineRunResponse, StepRunResponse
 
-from har_core.constants import (
+from steps.names import (
     EVALUATION_REPORT_ARTIFACT,
     FINE_TUNED_EVALUATION_STEP,
     PROMOTE_STEP,

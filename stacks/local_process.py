@@ -24,7 +24,7 @@ from zenml.enums import ExecutionStatus
 from zenml.step_operators import BaseStepOperator, BaseStepOperatorConfig, BaseStepOperatorFlavor
 from zenml.step_operators.step_operator_entrypoint_configuration import StepOperatorEntrypointConfiguration
 
-from har_core.process_tree import die_with_parent
+from har_core.training.process_tree import die_with_parent
 
 if TYPE_CHECKING:
     from zenml.config.step_run_info import StepRunInfo

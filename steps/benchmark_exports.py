@@ -5,11 +5,11 @@ from typing import Annotated
 from zenml import log_metadata, step
 from zenml.types import MarkdownString
 
-from har_core.benchmark import BenchmarkTable, benchmark_bundle
 from har_core.config import BenchmarkConfig
-from har_core.constants import BENCHMARK_ARTIFACT, BENCHMARK_MARKDOWN_ARTIFACT
-from har_core.export_manifest import ExportBundle
+from har_core.export.benchmark import BenchmarkTable, benchmark_bundle
+from har_core.runtime.manifest import ExportBundle
 from steps import tracking
+from steps.names import BENCHMARK_ARTIFACT, BENCHMARK_MARKDOWN_ARTIFACT
 
 
 @step

@@ -1,16 +1,18 @@
 """Step: store the chosen export as a BentoML model, build a Bento pinned to it, and record its tag on the version."""
 
 from typing import Annotated
+from uuid import UUID
 
 from zenml import log_metadata, step
-from zenml.client import Client
 from zenml.logger import get_logger
 
 from bento.packaging import build_bento as build_bento_package
 from bento.packaging import save_bento_model
-from har_core.config import DeploymentConfig, ServingConfig
-from har_core.constants import BENTO_ARTIFACT, EXPORTS_ARTIFACT
-from har_core.deployment import BentoRecord, DeploymentPlan
+from har_core.config import DeploymentConfig
+from har_core.runtime.settings import ServingConfig
+from steps.deployment_plan import BentoRecord, DeploymentPlan
+from steps.model_exports import export_directory
+from steps.names import BENTO_ARTIFACT
 
 logger = get_logger(__name__)
 
@@ -20,10 +22,8 @@ def build_bento(
     plan: DeploymentPlan, deployment: DeploymentConfig, serving: ServingConfig
 ) -> Annotated[BentoRecord, BENTO_ARTIFACT]:
     """The BentoML model carries the export's files, labels, manifest and parity; the Bento its runtime packages."""
-    version = Client().get_model_version(plan.model_name, plan.model_version_id)
-    bundle = version.get_artifact(EXPORTS_ARTIFACT).load()
     model = save_bento_model(
-        bundle.directory(plan.format),
+        export_directory(UUID(plan.model_version_id), plan.format),
         model_name=plan.model_name,
         model_version=plan.model_version,
         extra_labels={"stage": plan.stage or "none"},
@@ -34,6 +34,6 @@ def build_bento(
     record = BentoRecord(
         bento_tag=str(bento.tag), bentoml_model_tag=str(model.tag), format=plan.format, bento_path=str(bento.path)
     )
-    log_metadata(metadata={"bento": record.model_dump()}, model_version_id=version.id)
+    log_metadata(metadata={"bento": record.model_dump()}, model_version_id=UUID(plan.model_version_id))
     logger.info("Bento %s (BentoML model %s) recorded on version %s", bento.tag, model.tag, plan.model_version)
     return record

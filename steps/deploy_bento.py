@@ -12,9 +12,10 @@ from zenml.logger import get_logger
 from bento.server import free_port
 from bento.smoke import smoke_test
 from har_core.config import DeploymentConfig
-from har_core.constants import API_TOKEN_ENV, DEPLOYMENT_ARTIFACT, PROJECT_SERVICE_NAME
-from har_core.deployment import BentoRecord, DeploymentPlan, DeploymentRecord
+from har_core.runtime.settings import API_TOKEN_ENV
 from pipelines.deployment_ops import release
+from steps.deployment_plan import BentoRecord, DeploymentPlan, DeploymentRecord
+from steps.names import DEPLOYMENT_ARTIFACT, PROJECT_SERVICE_NAME
 
 logger = get_logger(__name__)
 

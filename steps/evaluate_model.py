@@ -8,14 +8,8 @@ from zenml import get_step_context, log_metadata, step
 from zenml.types import MarkdownString
 
 from har_core.config import EvaluationConfig
-from har_core.constants import (
-    CONFUSION_MATRIX_ARTIFACT,
-    EVALUATION_PREDICTIONS_ARTIFACT,
-    EVALUATION_REPORT_ARTIFACT,
-    REPORT_MARKDOWN_ARTIFACT,
-)
-from har_core.dataset import DatasetManifest
-from har_core.evaluation import (
+from har_core.data.dataset import DatasetManifest
+from har_core.evaluation.metrics import (
     EvaluationPredictions,
     EvaluationReport,
     evaluate_with_predictions,
@@ -23,9 +17,15 @@ from har_core.evaluation import (
     report_markdown,
     write_report_files,
 )
-from har_core.model import HarClipClassifier
-from har_core.plots import confusion_matrix_image, per_class_image
+from har_core.evaluation.plots import confusion_matrix_image, per_class_image
+from har_core.model.classifier import HarClipClassifier
 from steps import tracking
+from steps.names import (
+    CONFUSION_MATRIX_ARTIFACT,
+    EVALUATION_PREDICTIONS_ARTIFACT,
+    EVALUATION_REPORT_ARTIFACT,
+    REPORT_MARKDOWN_ARTIFACT,
+)
 
 
 @step

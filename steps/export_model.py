@@ -6,16 +6,17 @@ from typing import Annotated
 from zenml import get_step_context, log_metadata, step
 
 from har_core.config import ExportConfig
-from har_core.constants import EXPORTS_ARTIFACT
-from har_core.dataset import DatasetManifest, load_image
-from har_core.export_manifest import ExportBundle, ModelSource
-from har_core.exporter import export_bundle
-from har_core.model import HarClipClassifier
-from har_core.transform import preprocess_batch
+from har_core.data.dataset import DatasetManifest, load_image
+from har_core.export.bundle import export_bundle
+from har_core.model.classifier import HarClipClassifier
+from har_core.runtime.manifest import ExportBundle, ModelSource
+from har_core.runtime.preprocess import preprocess_batch
+from steps.materializers import ExportBundleMaterializer
+from steps.names import EXPORTS_ARTIFACT
 from steps.project_paths import in_project
 
 
-@step
+@step(output_materializers=ExportBundleMaterializer)
 def export_model(
     model: HarClipClassifier, dataset: DatasetManifest, export: ExportConfig
 ) -> Annotated[ExportBundle, EXPORTS_ARTIFACT]:

@@ -5,13 +5,14 @@ from typing import Annotated
 from zenml import step
 
 from har_core.config import ClassifierConfig
-from har_core.constants import BASE_MODEL_ARTIFACT
-from har_core.dataset import DatasetManifest
-from har_core.model import HarClipClassifier, build_classifier
+from har_core.data.dataset import DatasetManifest
+from har_core.model.classifier import HarClipClassifier, build_classifier
+from steps.materializers import HarClipClassifierMaterializer
+from steps.names import BASE_MODEL_ARTIFACT
 from steps.project_paths import in_project
 
 
-@step
+@step(output_materializers=HarClipClassifierMaterializer)
 def load_base_model(
     classifier: ClassifierConfig, dataset: DatasetManifest
 ) -> Annotated[HarClipClassifier, BASE_MODEL_ARTIFACT]:

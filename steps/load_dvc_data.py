@@ -5,14 +5,15 @@ from typing import Annotated
 from zenml import log_metadata, step
 
 from har_core.config import DataConfig
-from har_core.constants import DATASET_ARTIFACT
-from har_core.dataset import DatasetManifest
-from har_core.dvc_data import fetch_dvc_dataset
-from har_core.sources import manifest_for_folder
+from har_core.data.dataset import DatasetManifest
+from har_core.data.dvc import fetch_dvc_dataset
+from har_core.data.sources import manifest_for_folder
+from steps.materializers import DatasetManifestMaterializer
+from steps.names import DATASET_ARTIFACT
 from steps.project_paths import in_project
 
 
-@step(enable_cache=False)
+@step(enable_cache=False, output_materializers=DatasetManifestMaterializer)
 def load_dvc_data(data: DataConfig) -> Annotated[DatasetManifest, DATASET_ARTIFACT]:
     """Fetch `data.dvc.path` at `data.dvc.rev` through DVC's API (once per DVC md5 on this machine), then check,
     hash and split it like any folder. Never cached: a branch name may point at new data tomorrow; later steps

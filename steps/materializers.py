@@ -12,10 +12,10 @@ from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.utils import io_utils
 
-from har_core.dataset import DatasetManifest
-from har_core.dataset_archive import unpacked, write_archive
-from har_core.export_manifest import ExportBundle
-from har_core.model import MODEL_CARD_FILE, HarClipClassifier
+from har_core.data.archive import unpacked, write_archive
+from har_core.data.dataset import DatasetManifest
+from har_core.model.classifier import MODEL_CARD_FILE, HarClipClassifier
+from har_core.runtime.manifest import ExportBundle
 
 MANIFEST_FILE = "manifest.json"
 IMAGES_ARCHIVE = "images.tar"
@@ -75,7 +75,7 @@ class ExportBundleMaterializer(BaseMaterializer):
 class DatasetManifestMaterializer(BaseMaterializer):
     """`manifest.json` (relative paths, sha256 per file, no machine path) plus `images.tar` in the artifact store.
 
-    Loading unpacks the images once per machine and fingerprint (har_core.dataset_archive) and points `root`
+    Loading unpacks the images once per machine and fingerprint (har_core.data.archive) and points `root`
     there. The content hash is the manifest's fingerprint, so ZenML's cache misses exactly when a byte changed.
     """
 

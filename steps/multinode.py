@@ -21,13 +21,14 @@ from zenml.io import fileio
 from zenml.utils import io_utils
 
 from har_core.config import TrainingConfig
-from har_core.constants import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
-from har_core.dataset import DatasetManifest
-from har_core.job import JOB_FILE, RESULT_FILE
-from har_core.launch import check_launch
-from har_core.model import HarClipClassifier
-from har_core.training import TrainingResult
+from har_core.data.dataset import DatasetManifest
+from har_core.model.classifier import HarClipClassifier
+from har_core.training.job import JOB_FILE, RESULT_FILE
+from har_core.training.launcher import check_launch
+from har_core.training.trainer import TrainingResult
 from steps import tracking
+from steps.materializers import HarClipClassifierMaterializer
+from steps.names import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
 
 TRAIN_COMMAND_STEP = "train_on_nodes"
 CHECKPOINTS_DIR = "checkpoints"
@@ -103,7 +104,7 @@ def publish_training_job(
     log_metadata(metadata={"job_uri": job_uri, "nodes": nodes})
 
 
-@step(enable_cache=False)
+@step(enable_cache=False, output_materializers={TRAINED_MODEL_ARTIFACT: HarClipClassifierMaterializer})
 def load_trained_model(
     job_uri: str,
 ) -> tuple[Annotated[HarClipClassifier, TRAINED_MODEL_ARTIFACT], Annotated[TrainingResult, TRAINING_RESULT_ARTIFACT]]:

@@ -24,8 +24,8 @@ from zenml.models import StepRunUpdate
 from zenml.utils import io_utils
 from zenml.utils.exception_utils import collect_exception_information
 
-from har_core.launch import NodeSpec, launch_node, write_job
-from har_core.training import TrainingResult
+from har_core.training.launcher import NodeSpec, launch_node, write_job
+from har_core.training.trainer import TrainingResult
 from steps.multinode import CHECKPOINTS_DIR, RESULT_FILE, TRAIN_COMMAND_STEP, PublishedJob
 
 logger = logging.getLogger(__name__)

@@ -7,14 +7,11 @@ from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
 from zenml.logger import get_logger
 
-from har_core.benchmark import BenchmarkTable
 from har_core.config import EvaluationConfig, PromotionConfig
-from har_core.constants import PRODUCTION_STAGE, PROMOTION_DECISION_ARTIFACT, TRAINED_MODEL_ARTIFACT
-from har_core.dataset import DatasetManifest
-from har_core.evaluation import EvaluationReport, evaluate_classifier
-from har_core.export_manifest import ExportBundle
-from har_core.model import HarClipClassifier
-from har_core.promotion import (
+from har_core.data.dataset import DatasetManifest
+from har_core.evaluation.metrics import EvaluationReport, evaluate_classifier
+from har_core.evaluation.promotion import (
+    PRODUCTION_STAGE,
     PromotionDecision,
     data_version,
     decide,
@@ -22,6 +19,10 @@ from har_core.promotion import (
     label_set_mismatch,
     no_deployable_format,
 )
+from har_core.export.benchmark import BenchmarkTable
+from har_core.model.classifier import HarClipClassifier
+from har_core.runtime.manifest import ExportBundle
+from steps.names import PROMOTION_DECISION_ARTIFACT, TRAINED_MODEL_ARTIFACT
 
 logger = get_logger(__name__)
 

@@ -15,16 +15,17 @@ from zenml.client import Client
 from zenml.utils import io_utils
 
 from har_core.config import TrainingConfig
-from har_core.constants import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
-from har_core.dataset import DatasetManifest
-from har_core.launch import run_training
-from har_core.model import HarClipClassifier
-from har_core.training import EpochMetrics, TrainingResult
+from har_core.data.dataset import DatasetManifest
+from har_core.model.classifier import HarClipClassifier
+from har_core.training.launcher import run_training
+from har_core.training.trainer import EpochMetrics, TrainingResult
 from steps import tracking
+from steps.materializers import HarClipClassifierMaterializer
+from steps.names import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
 from steps.project_paths import in_project
 
 
-@step
+@step(output_materializers={TRAINED_MODEL_ARTIFACT: HarClipClassifierMaterializer})
 def train_model(
     base_model: HarClipClassifier, dataset: DatasetManifest, training: TrainingConfig
 ) -> tuple[Annotated[HarClipClassifier, TRAINED_MODEL_ARTIFACT], Annotated[TrainingResult, TRAINING_RESULT_ARTIFACT]]:

@@ -49,8 +49,8 @@ def tiny_classifier_config(session_dir: Path):
 @pytest.fixture(scope="session")
 def tiny_model(tiny_classifier_config):
     """A zero-shot tiny CLIP classifier over the 15 HAR labels (read-only: copy before mutating)."""
-    from har_core.labels import HAR_LABELS
-    from har_core.model import build_classifier
+    from har_core.model.classifier import build_classifier
+    from har_core.runtime.labels import HAR_LABELS
 
     return build_classifier(tiny_classifier_config, HAR_LABELS)
 
@@ -59,8 +59,8 @@ def tiny_model(tiny_classifier_config):
 def synthetic_root(session_dir: Path) -> Path:
     """Synthetic image folder, 8 images per label at 64 px."""
     from har_core.config import SyntheticDataConfig
-    from har_core.labels import HAR_LABELS
-    from har_core.synthetic import generate_synthetic_images
+    from har_core.data.synthetic import generate_synthetic_images
+    from har_core.runtime.labels import HAR_LABELS
 
     return generate_synthetic_images(
         session_dir / "synthetic", HAR_LABELS, SyntheticDataConfig(images_per_class=8, image_size=64)
@@ -72,10 +72,11 @@ def parity_pixels(tiny_model, synthetic_root):
     """Preprocessed synthetic images (two per label) for parity gates and predictor tests."""
     import numpy as np
 
-    from har_core.dataset import load_image, scan_image_folder
-    from har_core.transform import preprocess_batch
+    from har_core.data.dataset import load_image
+    from har_core.runtime.preprocess import preprocess_batch
+    from tests.har_core.data.folders import image_records
 
-    records = scan_image_folder(synthetic_root, tiny_model.labels)[::4]
+    records = image_records(synthetic_root, tiny_model.labels)[::4]
     return np.ascontiguousarray(
         preprocess_batch([load_image(record.path) for record in records], tiny_model.preprocess_config)
     )
@@ -84,8 +85,8 @@ def parity_pixels(tiny_model, synthetic_root):
 @pytest.fixture(scope="session")
 def tiny_exports(tiny_model, parity_pixels, session_dir: Path):
     """Every format of the tiny model exported once (read-only: copy a format's directory before changing it)."""
-    from har_core.export_manifest import ModelSource
-    from har_core.exporter import export_bundle
+    from har_core.export.bundle import export_bundle
+    from har_core.runtime.manifest import ModelSource
 
     source = ModelSource(model_name="tiny", model_version="1", backbone=tiny_model.backbone_name)
     return export_bundle(tiny_model, parity_pixels, session_dir / "exports", random_init_export_config(), source, "cpu")
@@ -94,7 +95,8 @@ def tiny_exports(tiny_model, parity_pixels, session_dir: Path):
 def random_init_export_config(**overrides):
     """The default export config, except that int8's gate checks only the embedding cosine: a random-init model's
     logits are near-tied, so int8 noise flips its top-1 (the issue's rule; the trained model gets the full gate)."""
-    from har_core.config import ExportConfig, ParityThresholds
+    from har_core.config import ExportConfig
+    from har_core.runtime.settings import ParityThresholds
 
     gates = dict(ExportConfig().gates)
     gates["onnx-int8"] = ParityThresholds(min_top1_agreement=0.0, max_abs_logit_diff=None, min_embedding_cosine=0.99)
@@ -118,7 +120,7 @@ def zenml_client(session_dir: Path):
 # built from it, once per session.
 @pytest.fixture(scope="session")
 def serving_config():
-    from har_core.config import ServingConfig
+    from har_core.runtime.settings import ServingConfig
 
     # Small limits so the limit tests send small bodies; a batching deadline long enough for 200 queued requests.
     return ServingConfig(max_batch_size=16, max_latency_ms=20_000, max_request_bytes=1024 * 1024, max_custom_labels=8)

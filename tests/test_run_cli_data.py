@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 import run
 from tests.conftest import PROJECT_ROOT
-from tests.har_core.test_data_check import header_only_png, write_images
+from tests.har_core.data.test_scan import header_only_png, write_images
 
 
 def folder_run_config(directory: Path, root: Path) -> Path:

@@ -10,9 +10,9 @@ import yaml
 from click.testing import CliRunner
 
 import run
-from har_core.constants import DATASET_ARTIFACT, EVALUATION_REPORT_ARTIFACT, FINE_TUNED_EVALUATION_STEP
+from steps.names import DATASET_ARTIFACT, EVALUATION_REPORT_ARTIFACT, FINE_TUNED_EVALUATION_STEP
 from tests.conftest import PROJECT_ROOT
-from tests.har_core.test_data_check import write_images
+from tests.har_core.data.test_scan import write_images
 from tests.test_run_cli_data import folder_run_config
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ import requests
 from PIL import Image
 from pydantic import BaseModel
 
-from har_core.predictor import Prediction, Predictor
+from har_core.runtime.predictor import Prediction, Predictor
 
 logger = logging.getLogger(__name__)
 

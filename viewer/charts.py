@@ -10,8 +10,8 @@ import altair as alt
 import pandas as pd
 
 if TYPE_CHECKING:  # the evaluation module imports torch; the charts only read the report's fields
-    from har_core.evaluation import EvaluationReport
-    from har_core.predictor import Prediction
+    from har_core.evaluation.metrics import EvaluationReport
+    from har_core.runtime.predictor import Prediction
 
 MISTAKES_PATH = "mistakes"  # the mistakes page's url_path (viewer/app.py)
 

@@ -6,7 +6,8 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from har_core.constants import API_TOKEN_ENV, PRODUCTION_STAGE
+from har_core.evaluation.promotion import PRODUCTION_STAGE
+from har_core.runtime.settings import API_TOKEN_ENV
 
 BENTO_URL_ENV = "HAR_CLIP_BENTO_URL"  # e.g. http://127.0.0.1:3000; unset: predict with a local model
 STAGE_ENV = "HAR_CLIP_VIEWER_STAGE"  # default stage of the local model: production, staging, latest or a number

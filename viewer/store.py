@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from har_core.constants import (
+from steps import model_exports
+from steps.names import (
     BENCHMARK_ARTIFACT,
     EVALUATION_PREDICTIONS_ARTIFACT,
     EVALUATION_REPORT_ARTIFACT,
-    EXPORTS_ARTIFACT,
     FINE_TUNED_EVALUATION_STEP,
     PROMOTION_DECISION_ARTIFACT,
     TRAINING_RESULT_ARTIFACT,
@@ -128,11 +128,9 @@ def evaluation_predictions(run, step: str = FINE_TUNED_EVALUATION_STEP):
 
 def model_version(selector: str | int):
     """The version at a stage (`production`, `staging`, `latest`, …) or with a number; None when there is none."""
-    if isinstance(selector, str) and selector.isdigit():
-        selector = int(selector)
     try:
-        return client().get_model_version(ZENML_MODEL_NAME, selector)
-    except KeyError:
+        return model_exports.find_model_version(selector)
+    except model_exports.ModelExportNotFoundError:
         return None
 
 
@@ -169,7 +167,10 @@ def version_artifact(version, name: str) -> Any | None:
 
 def export_bundle(version):
     """The version's `ExportBundle` (one local directory per exported format), or None before export exists."""
-    return version_artifact(version, EXPORTS_ARTIFACT)
+    try:
+        return model_exports.export_bundle(version)
+    except model_exports.ModelExportNotFoundError:
+        return None
 
 
 def benchmark_table(version) -> Any | None:

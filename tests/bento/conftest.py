@@ -39,6 +39,6 @@ def client(server):
 
 @pytest.fixture(scope="session")
 def sample_images(synthetic_root) -> list[Path]:
-    from har_core.labels import HAR_LABELS
+    from har_core.runtime.labels import HAR_LABELS
 
     return [sorted((synthetic_root / label).glob("*.jpg"))[0] for label in HAR_LABELS[:4]]

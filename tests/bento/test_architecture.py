@@ -1,7 +1,7 @@
 """Rules of the serving design, checked in fresh processes.
 
-The service (and everything it imports) needs neither ZenML, MLflow, W&B, DVC nor the training code, and an ONNX
-model is served without torch: the check blocks those imports and then loads the service and predicts.
+The service (and everything it imports) needs neither ZenML, MLflow, W&B, DVC nor any of har_core but its runtime
+package, and an ONNX model is served without torch: the check blocks those imports, loads the service, predicts.
 """
 
 from __future__ import annotations
@@ -13,12 +13,16 @@ import sys
 from tests.conftest import PROJECT_ROOT
 
 BLOCKED = ("torch", "torchvision", "transformers", "zenml", "mlflow", "wandb", "dvc", "steps", "pipelines")
+# The Bento ships har_core.runtime only (bento/packaging.py: LIBRARY_FILES); the rest of har_core must not be needed.
+TRAINING_SIDE = tuple(
+    f"har_core.{part}" for part in ("config", "data", "model", "training", "evaluation", "export", "preflight")
+)
 
 BLOCK_IMPORTS = f"""
 import importlib.abc, sys
 class Blocker(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {BLOCKED!r}:
+        if name.split(".")[0] in {BLOCKED!r} or name.startswith({TRAINING_SIDE!r}):
             raise ImportError(f"{{name}} is blocked in this test")
         return None
 sys.meta_path.insert(0, Blocker())
@@ -43,13 +47,14 @@ def test_the_service_serves_an_onnx_model_without_torch_or_the_training_stack(be
         "from bento.service import HarClipService\n"
         "service = HarClipService.inner()\n"
         "image = Image.new('RGB', (50, 40), (10, 200, 30))\n"
-        "from har_core.transform import preprocess_batch\n"
+        "from har_core.runtime.preprocess import preprocess_batch\n"
         "batch = preprocess_batch([image], service.predictor.manifest.preprocess)\n"
         "probabilities = service.probabilities([__import__('base64').b64encode(batch[0].tobytes()).decode()])\n"
         "assert abs(sum(probabilities[0]) - 1) < 1e-4, probabilities\n"
         "ranked = service.predictor.predict([image], labels=['juggling', 'rowing'])[0]\n"
         "assert ranked[0].label in ('juggling', 'rowing')\n"
         "leaked = sorted({m.split('.')[0] for m in sys.modules} & set(" + repr(BLOCKED) + "))\n"
+        "leaked += sorted(m for m in sys.modules if m.startswith(" + repr(TRAINING_SIDE) + "))\n"
         "assert not leaked, leaked\n"
     )
     result = _run(script, env={"HAR_CLIP_BENTO_MODEL": str(bento_model.tag)})

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from bento.decoding import DecodeBusyError, PixelBudget, RequestPixelsError, decode_uploads
-from har_core.images import InvalidImageError, decoded_size, open_image
-from har_core.predictor import Predictor
-from har_core.transform import PreprocessConfig, preprocess
+from har_core.runtime.images import InvalidImageError, decoded_size, open_image
+from har_core.runtime.predictor import Predictor
+from har_core.runtime.preprocess import PreprocessConfig, preprocess
 
 CONFIG = PreprocessConfig()
 

@@ -7,7 +7,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from bento.packaging import runtime_packages, save_bento_model
-from har_core.export_manifest import ExportManifest, ExportRejectedError
+from har_core.runtime.manifest import ExportManifest, ExportRejectedError
 
 
 def test_every_gated_onnx_format_becomes_a_bentoml_model_with_labels_and_metadata(tiny_exports):

@@ -15,9 +15,9 @@ import pytest
 import requests
 from PIL import Image
 
-from har_core.images import open_image
-from har_core.labels import HAR_LABELS
-from har_core.predictor import Predictor
+from har_core.runtime.images import open_image
+from har_core.runtime.labels import HAR_LABELS
+from har_core.runtime.predictor import Predictor
 from tests.bento.conftest import AUTH
 
 

@@ -19,8 +19,8 @@ import requests
 
 from bento.server import BentoServer, free_port, serve_command, start_server, stop_process_tree
 from bento.settings import write_serving_config
-from har_core.export_manifest import PARITY_SET_ROLE, ExportManifest, describe_file
-from har_core.parity import load_parity_set, save_parity_set
+from har_core.runtime.manifest import PARITY_SET_ROLE, ExportManifest, describe_file
+from har_core.runtime.parity import load_parity_set, save_parity_set
 
 SERVICE = "bento.service:HarClipService"
 

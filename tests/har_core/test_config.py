@@ -50,7 +50,7 @@ def test_distributed_settings_are_typed():
 
 
 def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
-    from har_core import device
+    from har_core.runtime import device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(device, "mps_available", lambda: True)

@@ -16,7 +16,8 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from har_core.constants import BENTO_ARTIFACT, PRODUCTION_STAGE, PROJECT_SERVICE_NAME, ZENML_MODEL_NAME
+from har_core.evaluation.promotion import PRODUCTION_STAGE
+from steps.names import BENTO_ARTIFACT, PROJECT_SERVICE_NAME, ZENML_MODEL_NAME
 from tests.conftest import PROJECT_ROOT
 from tests.pipelines.test_training_pipeline import quickstart_config_in
 
@@ -140,3 +141,73 @@ def test_deploy_rollback_and_undeploy(zenml_client, two_versions):
     undeployed = _invoke("--command", "undeploy")
     assert undeployed.exit_code == 0 and "Removed" in undeployed.output
     assert not _answers(new_url)
+
+
+def test_one_lookup_finds_a_versions_export_by_stage_number_or_format(zenml_client, two_versions):
+    from har_core.runtime.manifest import ExportManifest
+    from steps.model_exports import ModelExportNotFoundError, export_directory, find_model_version
+
+    production = find_model_version(PRODUCTION_STAGE)
+    # Each lookup copies the export out of the artifact store: the same files, by their recorded sha256.
+    found = [
+        export_directory(selector, "onnx") for selector in (PRODUCTION_STAGE, str(production.number), production.id)
+    ]
+    manifests = [ExportManifest.load(directory) for directory in found]
+    assert all(manifest.format == "onnx" and manifest.files == manifests[0].files for manifest in manifests)
+    manifests[0].verify_files(found[0])
+    with pytest.raises(ModelExportNotFoundError, match="no tensorrt export"):
+        export_directory(production.number, "tensorrt")
+    with pytest.raises(ModelExportNotFoundError, match="No har_clip_classifier version '9999'"):
+        export_directory(9999, "onnx")
+
+
+# Artifacts saved before har_core was grouped by stage record these import paths for their types.
+OLD_TYPE_PATHS = {
+    "exports": ("har_core.export_manifest", "ExportBundle"),  # a module that moved (legacy finder)
+    "evaluation_report": ("har_core.evaluation", "EvaluationReport"),  # now a package (its __getattr__)
+    "trained_model": ("har_core.model", "HarClipClassifier"),  # now a package, custom materializer
+    "dataset_manifest": ("har_core.dataset", "DatasetManifest"),
+}
+
+
+def test_artifacts_saved_under_old_module_paths_still_load(zenml_client, two_versions):
+    """Rewrite the stored type of some of production's artifacts to their pre-regroup paths; a fresh process loads
+    them (promotion re-scores production and rollback redeploys old versions from such stores)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from sqlalchemy import text
+
+    version = zenml_client.get_model_version(ZENML_MODEL_NAME, PRODUCTION_STAGE)
+    artifacts = {name: version.get_artifact(name) for name in OLD_TYPE_PATHS}
+    engine = zenml_client.zen_store.engine
+    with engine.begin() as connection:
+        for name, (module, attribute) in OLD_TYPE_PATHS.items():
+            source = {"module": module, "attribute": attribute, "type": "user"}
+            connection.execute(
+                text("UPDATE artifact_version SET data_type = :source WHERE id = :id"),
+                {"source": json.dumps(source), "id": artifacts[name].id.hex},
+            )
+    ids = {name: str(artifacts[name].id) for name in OLD_TYPE_PATHS}
+    script = (
+        "from zenml.client import Client\n"
+        f"for name, artifact_id in {ids!r}.items():\n"
+        "    artifact = Client().get_artifact_version(artifact_id)\n"
+        "    assert artifact.data_type.module.count('.') == 1, artifact.data_type\n"
+        "    value = artifact.load()\n"
+        "    print(name, type(value).__module__ + '.' + type(value).__name__)\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = dict(line.split() for line in result.stdout.splitlines() if line.split()[0] in OLD_TYPE_PATHS)
+    assert loaded == {
+        "exports": "har_core.runtime.manifest.ExportBundle",
+        "evaluation_report": "har_core.evaluation.metrics.EvaluationReport",
+        "trained_model": "har_core.model.classifier.HarClipClassifier",
+        "dataset_manifest": "har_core.data.dataset.DatasetManifest",
+    }

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from har_core.checkpoint import RESUME_DIR
-from har_core.constants import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
-from tests.har_core.distributed_helpers import processes_mentioning
+from har_core.training.checkpoint import RESUME_DIR
+from steps.names import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
+from tests.har_core.training.distributed_helpers import processes_mentioning
 from tests.pipelines.test_training_pipeline import quickstart_config_in
 
 pytestmark = pytest.mark.slow
@@ -79,4 +79,4 @@ def test_a_failing_worker_fails_the_train_step_with_its_exception(zenml_client, 
     assert step.status.value == "failed"
     assert "cannot resume a 'fsdp' run" in step.exception_info.message
     assert "worker (local rank" in step.exception_info.message
-    assert processes_mentioning("har_core.worker") == []
+    assert processes_mentioning("har_core.training.worker") == []

@@ -9,8 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from har_core.constants import EVALUATION_REPORT_ARTIFACT, FINE_TUNED_EVALUATION_STEP, TRAINED_MODEL_ARTIFACT
-from har_core.launch import NodeSpec
+from har_core.training.launcher import NodeSpec
 from pipelines.multinode_training import TRAIN_COMMAND_STEP, main
 from steps.multinode_node import (
     MAIN_ADDRESS_VARIABLE,
@@ -19,6 +18,7 @@ from steps.multinode_node import (
     POD_COUNT_VARIABLE,
     node_from_environment,
 )
+from steps.names import EVALUATION_REPORT_ARTIFACT, FINE_TUNED_EVALUATION_STEP, TRAINED_MODEL_ARTIFACT
 from tests.conftest import PROJECT_ROOT
 from tests.pipelines.test_training_pipeline import quickstart_config_in
 

@@ -20,13 +20,13 @@ import yaml
 from click.testing import CliRunner
 
 from har_core.config import TrainingConfig
-from har_core.constants import BASE_MODEL_ARTIFACT, DATASET_ARTIFACT, TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
-from har_core.launch import run_training
+from har_core.training.launcher import run_training
 from pipelines.multinode_training import main
 from stacks.register import ComponentSpec, FlavorSpec, SecretSpec, StackSpec, register_stack
 from stacks.servers import moto_s3_server
 from steps.multinode import TRAIN_COMMAND_STEP
-from tests.har_core.distributed_helpers import kill_tree, max_difference, processes_mentioning, weights
+from steps.names import BASE_MODEL_ARTIFACT, DATASET_ARTIFACT, TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
+from tests.har_core.training.distributed_helpers import kill_tree, max_difference, processes_mentioning, weights
 from tests.pipelines.pipeline_runs import tiny_config
 from tests.stacks import separate_pods
 

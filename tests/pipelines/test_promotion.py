@@ -11,16 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from har_core.constants import (
-    ARCHIVED_STAGE,
+from har_core.evaluation.promotion import ARCHIVED_STAGE, PRODUCTION_STAGE, STAGING_STAGE
+from steps.names import (
     BENCHMARK_ARTIFACT,
     EVALUATION_REPORT_ARTIFACT,
     EXPORTS_ARTIFACT,
     FINE_TUNED_EVALUATION_STEP,
-    PRODUCTION_STAGE,
     PROMOTE_STEP,
     PROMOTION_DECISION_ARTIFACT,
-    STAGING_STAGE,
 )
 from tests.pipelines.test_training_pipeline import run_cli
 
@@ -200,7 +198,7 @@ def test_the_model_version_carries_metrics_exports_benchmark_and_decision(zenml_
 def test_the_production_model_publishes_locally_without_a_token(zenml_client, runs, tmp_path, monkeypatch):
     from huggingface_hub import ModelCard
 
-    from har_core.publish import load_hub_folder
+    from har_core.export.publish import load_hub_folder
     from pipelines.publish import publish_model_version
 
     monkeypatch.delenv("HF_TOKEN", raising=False)

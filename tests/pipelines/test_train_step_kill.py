@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT
-from tests.har_core.distributed_helpers import kill_tree, processes_mentioning
-from tests.har_core.test_process_tree import wait_until_gone
+from tests.har_core.training.distributed_helpers import kill_tree, processes_mentioning
+from tests.har_core.training.test_process_tree import wait_until_gone
 from tests.pipelines.test_training_pipeline import quickstart_config_in
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def training_workers(tmpdir: Path) -> tuple[int | None, list[int]]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"har_core.worker" in cmdline and b"torch.distributed.run" not in cmdline:
+        if b"har_core.training.worker" in cmdline and b"torch.distributed.run" not in cmdline:
             workers.append(pid)
         elif b"torch.distributed.run" in cmdline:
             launcher = pid

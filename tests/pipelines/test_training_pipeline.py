@@ -8,7 +8,8 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from har_core.constants import (
+from har_core.evaluation.promotion import PRODUCTION_STAGE
+from steps.names import (
     BASE_MODEL_ARTIFACT,
     BENCHMARK_ARTIFACT,
     BENCHMARK_STEP,
@@ -18,7 +19,6 @@ from har_core.constants import (
     EXPORT_STEP,
     EXPORTS_ARTIFACT,
     FINE_TUNED_EVALUATION_STEP,
-    PRODUCTION_STAGE,
     PROMOTE_STEP,
     PROMOTION_DECISION_ARTIFACT,
     TRAINED_MODEL_ARTIFACT,
@@ -179,7 +179,7 @@ def test_the_trained_model_is_exported_gated_benchmarked_and_promoted(zenml_clie
     manifest = bundle.manifest("onnx")
     assert manifest.source.model_name == "har_clip_classifier" and manifest.parity.num_images > 0
     assert "TensorRT" in bundle.formats["tensorrt"].message or bundle.formats["tensorrt"].deployable
-    from har_core.predictor import Predictor
+    from har_core.runtime.predictor import Predictor
 
     predictor = Predictor.from_export(bundle.directory("onnx"))
     assert predictor.labels == list(manifest.labels) and predictor.supports_custom_labels

@@ -27,7 +27,7 @@ from zenml.config.base_settings import BaseSettings
 from zenml.enums import ExecutionStatus
 from zenml.step_operators import BaseStepOperator, BaseStepOperatorConfig, BaseStepOperatorFlavor
 
-from tests.har_core.distributed_helpers import process_tree
+from tests.har_core.training.distributed_helpers import process_tree
 
 if TYPE_CHECKING:
     from zenml.config.step_run_info import StepRunInfo

@@ -10,7 +10,7 @@ import pytest
 
 from bento.server import free_port
 from bento.smoke import smoke_test
-from har_core.constants import PROJECT_SERVICE_NAME
+from steps.names import PROJECT_SERVICE_NAME
 from tests.conftest import PROJECT_ROOT
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from har_core.constants import EVALUATION_REPORT_ARTIFACT, FINE_TUNED_EVALUATION_STEP, TRAINING_RESULT_ARTIFACT
 from pipelines.tracker_links import tracker_pointers
+from steps.names import EVALUATION_REPORT_ARTIFACT, FINE_TUNED_EVALUATION_STEP, TRAINING_RESULT_ARTIFACT
 from tests.pipelines.pipeline_runs import run_training, tiny_config
 from tests.steps.wandb_offline import read_offline_run
 

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 import pytest
 from PIL import Image
 
-from har_core.constants import PROMOTION_DECISION_ARTIFACT
+from steps.names import PROMOTION_DECISION_ARTIFACT
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,7 @@ def png_bytes(path: str) -> bytes:
 
 
 def test_predict_page_ranks_uploads_like_the_export_and_refuses_non_images(app, viewer_run, wrong_image):
-    from har_core.predictor import Predictor
+    from har_core.runtime.predictor import Predictor
     from viewer import store
 
     _, version = viewer_run
@@ -173,7 +173,7 @@ def bento_url(viewer_run, tmp_path_factory):
     """`bentoml serve` of the service in bento/ on the tiny run's ONNX export, with a bearer token."""
     from bento.packaging import save_bento_model
     from bento.server import BentoServer
-    from har_core.constants import API_TOKEN_ENV, BENTO_MODEL_ENV
+    from har_core.runtime.settings import API_TOKEN_ENV, BENTO_MODEL_ENV
     from viewer import store
 
     _, version = viewer_run
@@ -189,7 +189,7 @@ BENTO_TOKEN = "viewer-test-token"
 
 
 def test_predict_page_asks_a_running_bento(app, viewer_run, wrong_image, bento_url, monkeypatch):
-    from har_core.predictor import Predictor
+    from har_core.runtime.predictor import Predictor
     from viewer import store
 
     _, version = viewer_run

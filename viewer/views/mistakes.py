@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from har_core.images import InvalidImageError, open_image
+from har_core.runtime.images import InvalidImageError, open_image
 from viewer import store
 from viewer.settings import ViewerSettings
 

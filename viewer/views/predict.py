@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from har_core.constants import PRODUCTION_STAGE, STAGING_STAGE
-from har_core.images import InvalidImageError, open_image
+from har_core.evaluation.promotion import PRODUCTION_STAGE, STAGING_STAGE
+from har_core.runtime.images import InvalidImageError, open_image
 from viewer import store
 from viewer.backends import (
     Backend,

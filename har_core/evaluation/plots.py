@@ -1,0 +1,63 @@
+"""Confusion-matrix images for reports, dashboards and experiment trackers."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: plots are written to images, never shown
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from har_core.evaluation.metrics import EvaluationReport  # noqa: E402
+
+
+def confusion_matrix_image(report: EvaluationReport, title: str = "") -> Image.Image:
+    """Counts (left) and row-normalised rates (right), side by side, as one PIL image."""
+    counts = np.asarray(report.confusion_matrix)
+    rates = report.normalized_confusion_matrix()
+    names = [label.replace("_", " ") for label in report.labels]
+    size = max(6.0, 0.45 * len(names) + 2)
+    figure, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size), constrained_layout=True)
+    for axis, matrix, heading, fmt in ((axes[0], counts, "counts", "d"), (axes[1], rates, "row-normalised", ".2f")):
+        shown = axis.imshow(matrix, cmap="Blues", vmin=0, vmax=matrix.max() or 1)
+        axis.set_title(heading)
+        axis.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+        axis.set_yticks(range(len(names)), names, fontsize=8)
+        axis.set_xlabel("predicted")
+        axis.set_ylabel("true")
+        for row in range(len(names)):
+            for column in range(len(names)):
+                value = matrix[row, column]
+                if value:
+                    colour = "white" if value > 0.6 * (matrix.max() or 1) else "black"
+                    axis.text(column, row, format(value, fmt), ha="center", va="center", fontsize=6, color=colour)
+        figure.colorbar(shown, ax=axis, shrink=0.7)
+    figure.suptitle(title or f"{report.split} split: accuracy {report.accuracy:.3f} on {report.num_images} images")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
+
+
+def per_class_image(report: EvaluationReport, title: str = "") -> Image.Image:
+    """Precision, recall and F1 per class as grouped horizontal bars, one PIL image."""
+    names = [label.replace("_", " ") for label in report.labels]
+    rows = [report.classification_report.get(label, {}) for label in report.labels]
+    positions = np.arange(len(names))
+    figure, axis = plt.subplots(figsize=(8, max(3.0, 0.45 * len(names) + 1)), constrained_layout=True)
+    for offset, key in zip((-0.27, 0.0, 0.27), ("precision", "recall", "f1-score"), strict=True):
+        axis.barh(positions + offset, [row.get(key, 0.0) for row in rows], height=0.25, label=key)
+    axis.set_yticks(positions, names, fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlim(0, 1)
+    axis.legend(loc="lower right", fontsize=8)
+    axis.set_title(title or f"{report.split} split: per-class precision, recall and F1")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")

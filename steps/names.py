@@ -1,0 +1,31 @@
+"""Step, artifact and model names the pipelines, steps, run.py, the viewer and tests share (ZenML's vocabulary)."""
+
+DATASET_ARTIFACT = "dataset_manifest"
+BASE_MODEL_ARTIFACT = "base_model"
+TRAINED_MODEL_ARTIFACT = "trained_model"
+TRAINING_RESULT_ARTIFACT = "training_result"
+EVALUATION_REPORT_ARTIFACT = "evaluation_report"
+CONFUSION_MATRIX_ARTIFACT = "confusion_matrix"
+REPORT_MARKDOWN_ARTIFACT = "evaluation_summary"
+EVALUATION_PREDICTIONS_ARTIFACT = "evaluation_predictions"  # every test image's prediction (viewer: mistakes)
+
+ZERO_SHOT_EVALUATION_STEP = "evaluate_zero_shot"
+FINE_TUNED_EVALUATION_STEP = "evaluate_fine_tuned"
+
+ZENML_MODEL_NAME = "har_clip_classifier"
+
+# Export, benchmark and promotion (the export artifact is an `ExportBundle`: one directory per format).
+EXPORTS_ARTIFACT = "exports"
+BENCHMARK_ARTIFACT = "benchmark_table"
+BENCHMARK_MARKDOWN_ARTIFACT = "benchmark_summary"
+PROMOTION_DECISION_ARTIFACT = "promotion_decision"
+EXPORT_STEP = "export_model"
+BENCHMARK_STEP = "benchmark_exports"
+PROMOTE_STEP = "promote_model"
+
+# Deployment: the plan, the built Bento and the running service.
+DEPLOYMENT_PLAN_ARTIFACT = "deployment_plan"
+BENTO_ARTIFACT = "bento"
+DEPLOYMENT_ARTIFACT = "deployment"
+DEPLOY_STEP = "deploy_bento"
+PROJECT_SERVICE_NAME = "har_clip_deployment"  # pipeline name the model deployer files our services under
