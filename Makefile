@@ -1,6 +1,7 @@
 # har-clip: two commands set everything up on a fresh machine.
 #   make quickstart   create .venv, install, `zenml init`, register the local stack, run the offline training pipeline
 #   make test         install if needed, then run the test suite
+#   make docs         serve the reference site (docs/, mkdocs.yml) on http://127.0.0.1:8000
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
