@@ -1,6 +1,7 @@
 # har-clip: two commands set everything up on a fresh machine.
 #   make quickstart   create .venv, install, `zenml init`, register the local stack, run the offline training pipeline
 #   make test         install if needed, then run the test suite
+#   make docs         serve the reference site (docs/, mkdocs.yml) on http://127.0.0.1:8000
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ PYTEST_ARGS ?=
 export ZENML_ANALYTICS_OPT_IN := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install quickstart test test-fast lint clean
+.PHONY: install quickstart test test-fast lint docs docs-build clean
 
 install: $(VENV)/.installed
 
@@ -35,5 +36,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The reference site (mkdocs.yml, docs/). `docs` serves it while you edit; `docs-build` is CI's check: --strict fails
+# on a broken link or anchor and on a page missing from the nav. Offline: no plugin fetches anything.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+docs-build: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf .cache .pytest_cache .ruff_cache
+	rm -rf .cache .pytest_cache .ruff_cache site
