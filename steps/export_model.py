@@ -11,12 +11,12 @@ from har_core.export.bundle import export_bundle
 from har_core.model.classifier import HarClipClassifier
 from har_core.runtime.manifest import ExportBundle, ModelSource
 from har_core.runtime.preprocess import preprocess_batch
-from steps.materializers import ExportBundleMaterializer
+from steps import materializers  # noqa: F401  (registers the materializers of this step's outputs)
 from steps.names import EXPORTS_ARTIFACT
 from steps.project_paths import in_project
 
 
-@step(output_materializers=ExportBundleMaterializer)
+@step
 def export_model(
     model: HarClipClassifier, dataset: DatasetManifest, export: ExportConfig
 ) -> Annotated[ExportBundle, EXPORTS_ARTIFACT]:

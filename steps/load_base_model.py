@@ -7,12 +7,12 @@ from zenml import step
 from har_core.config import ClassifierConfig
 from har_core.data.dataset import DatasetManifest
 from har_core.model.classifier import HarClipClassifier, build_classifier
-from steps.materializers import HarClipClassifierMaterializer
+from steps import materializers  # noqa: F401  (registers the materializers of this step's outputs)
 from steps.names import BASE_MODEL_ARTIFACT
 from steps.project_paths import in_project
 
 
-@step(output_materializers=HarClipClassifierMaterializer)
+@step
 def load_base_model(
     classifier: ClassifierConfig, dataset: DatasetManifest
 ) -> Annotated[HarClipClassifier, BASE_MODEL_ARTIFACT]:

@@ -7,12 +7,12 @@ from zenml import log_metadata, step
 from har_core.config import DataConfig
 from har_core.data.dataset import DatasetManifest
 from har_core.data.sources import build_manifest
-from steps.materializers import DatasetManifestMaterializer
+from steps import materializers  # noqa: F401  (registers the materializers of this step's outputs)
 from steps.names import DATASET_ARTIFACT
 from steps.project_paths import in_project
 
 
-@step(enable_cache=False, output_materializers=DatasetManifestMaterializer)
+@step(enable_cache=False)
 def load_data(data: DataConfig) -> Annotated[DatasetManifest, DATASET_ARTIFACT]:
     """Build (or reuse) the image folder for `data.source`, check every image, and split it.
 

@@ -8,12 +8,12 @@ from har_core.config import DataConfig
 from har_core.data.dataset import DatasetManifest
 from har_core.data.dvc import fetch_dvc_dataset
 from har_core.data.sources import manifest_for_folder
-from steps.materializers import DatasetManifestMaterializer
+from steps import materializers  # noqa: F401  (registers the materializers of this step's outputs)
 from steps.names import DATASET_ARTIFACT
 from steps.project_paths import in_project
 
 
-@step(enable_cache=False, output_materializers=DatasetManifestMaterializer)
+@step(enable_cache=False)
 def load_dvc_data(data: DataConfig) -> Annotated[DatasetManifest, DATASET_ARTIFACT]:
     """Fetch `data.dvc.path` at `data.dvc.rev` through DVC's API (once per DVC md5 on this machine), then check,
     hash and split it like any folder. Never cached: a branch name may point at new data tomorrow; later steps

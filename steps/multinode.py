@@ -26,8 +26,10 @@ from har_core.model.classifier import HarClipClassifier
 from har_core.training.job import JOB_FILE, RESULT_FILE
 from har_core.training.launcher import check_launch
 from har_core.training.trainer import TrainingResult
-from steps import tracking
-from steps.materializers import HarClipClassifierMaterializer
+from steps import (
+    materializers,  # noqa: F401  (registers the materializers of this step's outputs)
+    tracking,
+)
 from steps.names import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
 
 TRAIN_COMMAND_STEP = "train_on_nodes"
@@ -104,7 +106,7 @@ def publish_training_job(
     log_metadata(metadata={"job_uri": job_uri, "nodes": nodes})
 
 
-@step(enable_cache=False, output_materializers={TRAINED_MODEL_ARTIFACT: HarClipClassifierMaterializer})
+@step(enable_cache=False)
 def load_trained_model(
     job_uri: str,
 ) -> tuple[Annotated[HarClipClassifier, TRAINED_MODEL_ARTIFACT], Annotated[TrainingResult, TRAINING_RESULT_ARTIFACT]]:

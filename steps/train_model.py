@@ -19,13 +19,15 @@ from har_core.data.dataset import DatasetManifest
 from har_core.model.classifier import HarClipClassifier
 from har_core.training.launcher import run_training
 from har_core.training.trainer import EpochMetrics, TrainingResult
-from steps import tracking
-from steps.materializers import HarClipClassifierMaterializer
+from steps import (
+    materializers,  # noqa: F401  (registers the materializers of this step's outputs)
+    tracking,
+)
 from steps.names import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
 from steps.project_paths import in_project
 
 
-@step(output_materializers={TRAINED_MODEL_ARTIFACT: HarClipClassifierMaterializer})
+@step
 def train_model(
     base_model: HarClipClassifier, dataset: DatasetManifest, training: TrainingConfig
 ) -> tuple[Annotated[HarClipClassifier, TRAINED_MODEL_ARTIFACT], Annotated[TrainingResult, TRAINING_RESULT_ARTIFACT]]:
