@@ -1,55 +1,20 @@
-"""Releasing, undeploying and rolling back: the deployment pipeline's release step, and the two commands around it
+"""Undeploying and rolling back: the two commands around the deployment pipeline's release
 (`run.py --command undeploy|rollback`; commands, not ZenML pipelines: they record no run).
 
-A release never leaves nothing serving: the new server starts beside the running one, and the old one is stopped
-only once the new one passed its smoke test. Rollback finds the production version that the current one replaced
+Rollback finds the production version that the current one replaced
 (the promotion decision on the current version names it; else the newest archived version before it), deploys it
 with the deployment pipeline, and moves the stages only once that deployment passed its smoke test.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from zenml.client import Client
 from zenml.enums import ModelStages
-from zenml.integrations.bentoml.services.bentoml_local_deployment import BentoMLLocalDeploymentConfig
 
 from har_core.evaluation.promotion import ARCHIVED_STAGE, PRODUCTION_STAGE
 from steps.deployment_plan import DeploymentRefusedError
 from steps.model_exports import ModelExportNotFoundError, find_model_version
 from steps.names import EXPORTS_ARTIFACT, PROJECT_SERVICE_NAME, ZENML_MODEL_NAME
-
-
-def release(
-    config: BentoMLLocalDeploymentConfig, timeout_s: int, smoke_test: Callable[[], dict[str, Any]]
-) -> tuple[Any, dict[str, Any]]:
-    """Start a server for `config` beside the running deployment, smoke-test it, then stop the previous one(s).
-
-    A failed start or smoke test stops the new server only, and raises: the previous deployment keeps serving.
-    Returns (the new service, the smoke test's result).
-    """
-    from stacks.bentoml_deployer import FLAVOR_NAME, HarBentoMLModelDeployer
-
-    deployer = Client().active_stack.model_deployer
-    if not isinstance(deployer, HarBentoMLModelDeployer):
-        raise DeploymentRefusedError(
-            f"The active stack's model deployer is not the {FLAVOR_NAME!r} flavor, which releases a new server "
-            "beside the running one: run `python -m stacks.register local`."
-        )
-    previous = deployer.find_model_server(pipeline_name=PROJECT_SERVICE_NAME)
-    # Not ZenML's continuous deployment mode: it stops the running server before the new one has even started.
-    service = deployer.deploy_beside(config, timeout_s)
-    try:
-        result = smoke_test()
-    except BaseException:
-        deployer.delete_model_server(service.uuid, force=True)
-        raise
-    for old in previous:
-        if old.uuid != service.uuid:
-            deployer.delete_model_server(old.uuid, force=True)
-    return service, result
 
 
 def undeploy() -> list[str]:

@@ -1,8 +1,9 @@
 """Step: deploy the Bento through the active stack's model deployer beside the running deployment, smoke-test it
-over HTTP, and only then stop the previous one (pipelines.deployment_ops.release)."""
+over HTTP, and only then stop the previous one (`release`): a release never leaves nothing serving."""
 
 import os
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
@@ -13,8 +14,7 @@ from bento.server import free_port
 from bento.smoke import smoke_test
 from har_core.config import DeploymentConfig
 from har_core.runtime.settings import API_TOKEN_ENV
-from pipelines.deployment_ops import release
-from steps.deployment_plan import BentoRecord, DeploymentPlan, DeploymentRecord
+from steps.deployment_plan import BentoRecord, DeploymentPlan, DeploymentRecord, DeploymentRefusedError
 from steps.names import DEPLOYMENT_ARTIFACT, PROJECT_SERVICE_NAME
 
 logger = get_logger(__name__)
@@ -60,3 +60,33 @@ def deploy_bento(
     log_metadata(metadata={"deployment": record.model_dump()}, model_version_id=plan.model_version_id)
     logger.info("Deployed %s at %s; smoke test passed (top-1 %s)", bento.bento_tag, url, result["top1"])
     return record
+
+
+def release(
+    config: BentoMLLocalDeploymentConfig, timeout_s: int, smoke_test: Callable[[], dict[str, Any]]
+) -> tuple[Any, dict[str, Any]]:
+    """Start a server for `config` beside the running deployment, smoke-test it, then stop the previous one(s).
+
+    A failed start or smoke test stops the new server only, and raises: the previous deployment keeps serving.
+    Returns (the new service, the smoke test's result).
+    """
+    from stacks.bentoml_deployer import FLAVOR_NAME, HarBentoMLModelDeployer
+
+    deployer = Client().active_stack.model_deployer
+    if not isinstance(deployer, HarBentoMLModelDeployer):
+        raise DeploymentRefusedError(
+            f"The active stack's model deployer is not the {FLAVOR_NAME!r} flavor, which releases a new server "
+            "beside the running one: run `python -m stacks.register local`."
+        )
+    previous = deployer.find_model_server(pipeline_name=PROJECT_SERVICE_NAME)
+    # Not ZenML's continuous deployment mode: it stops the running server before the new one has even started.
+    service = deployer.deploy_beside(config, timeout_s)
+    try:
+        result = smoke_test()
+    except BaseException:
+        deployer.delete_model_server(service.uuid, force=True)
+        raise
+    for old in previous:
+        if old.uuid != service.uuid:
+            deployer.delete_model_server(old.uuid, force=True)
+    return service, result
