@@ -193,6 +193,8 @@ def test_artifacts_saved_under_old_module_paths_still_load(zenml_client, two_ver
     ids = {name: str(artifacts[name].id) for name in OLD_TYPE_PATHS}
     script = (
         "from zenml.client import Client\n"
+        "from zenml.utils import source_utils\n"
+        f"source_utils.set_custom_source_root({str(PROJECT_ROOT)!r})\n"
         f"for name, artifact_id in {ids!r}.items():\n"
         "    artifact = Client().get_artifact_version(artifact_id)\n"
         "    assert artifact.data_type.module.count('.') == 1, artifact.data_type\n"
