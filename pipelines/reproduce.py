@@ -56,6 +56,7 @@ PIPELINE_NAME = "training_pipeline"
 TRAIN_STEP = "train_model"
 DATA_STEPS = ("load_data", "load_dvc_data")
 REPRODUCTION_TAG = "reproduction"
+VERSION_STAGES = ("production", "staging", "archived", "latest")
 
 
 def reproduce_run(target: str, allow_drift: bool, train: Callable[[Path], None]) -> None:
@@ -95,9 +96,13 @@ def find_training_run(target: str) -> PipelineRunResponse:
     """The run that trained the weights `target` names: a pipeline run's name or id, or a model version (its
     number, name or stage). A run whose train step was cached points at the run that computed it."""
     client = Client()
-    try:
-        run = client.get_pipeline_run(target)
-    except KeyError:
+    run = None
+    if not (target.isdigit() or target in VERSION_STAGES):  # "3" could also prefix a run id: a version wins
+        try:
+            run = client.get_pipeline_run(target)
+        except KeyError:
+            run = None
+    if run is None:
         try:
             version = client.get_model_version(ZENML_MODEL_NAME, target)
         except KeyError:
@@ -108,7 +113,7 @@ def find_training_run(target: str) -> PipelineRunResponse:
             ) from None
         artifact = version.get_artifact(TRAINED_MODEL_ARTIFACT)
         if artifact is None:
-            raise click.ClickException(f"Model version {version.name} has no trained model to reproduce.") from None
+            raise click.ClickException(f"Model version {version.name} has no trained model to reproduce.")
         return client.get_pipeline_run(artifact.producer_pipeline_run_id)
     step = run.steps.get(TRAIN_STEP)
     if step is None or TRAINED_MODEL_ARTIFACT not in step.outputs:
