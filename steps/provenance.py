@@ -22,6 +22,7 @@ from locks.declarations import LOCKS
 from steps.names import CODE_DIFF_ARTIFACT, PROVENANCE_METADATA_KEY, REPRODUCTION_EXTRA_KEY
 
 DATA_STEPS = ("load_data", "load_dvc_data")
+MAX_STORED_DIFF_CHARS = 20 * 1024 * 1024  # the record's diff_sha256 always covers the whole diff
 
 
 def environment_lock(cuda: bool) -> Path:
@@ -48,6 +49,8 @@ def record_training_provenance(dataset: DatasetManifest, result: TrainingResult)
     parameters = TrainingPipelineParameters.model_validate(run.config.parameters or {})
     code, diff = code_version(root)
     if diff:
+        if len(diff) > MAX_STORED_DIFF_CHARS:
+            diff = diff[:MAX_STORED_DIFF_CHARS] + f"\n[truncated: the diff has {len(diff)} characters]\n"
         stored = save_artifact(diff, name=CODE_DIFF_ARTIFACT)
         code = code.model_copy(update={"diff_artifact": str(stored.id)})
     dvc = _data_step_metadata(run)
