@@ -1,7 +1,9 @@
 """`make lock`: resolve every supported extra set with uv and write its lock (pins and sha256 hashes, no hosts).
 
-Resolution only: nothing is installed. uv gets pip's package sources (locks.sources), so the CPU lock pins the CPU
-build of torch this machine's pip would install; a CPU lock that ends up with the CUDA build is refused.
+Resolution only: nothing is installed. The current locks are uv's preferences, so a refresh moves only what the
+changed declarations require (delete a lock to re-resolve it from scratch). uv gets pip's package sources
+(locks.sources), so the CPU lock pins the CPU build of torch this machine's pip would install; a CPU lock that ends
+up with the CUDA build is refused.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def compile_lock(spec: LockSpec, uv: str, settings: dict[str, str]) -> str:
     with tempfile.TemporaryDirectory(prefix="har-clip-lock-") as scratch:
         output, excludes = Path(scratch) / "lock.txt", Path(scratch) / "excludes.txt"
         excludes.write_text("".join(f"{name}\n" for name in spec.unlocked))
+        if spec.path.is_file():  # uv keeps the pins of an existing output file where they still fit: small diffs
+            output.write_text(spec.path.read_text())
         command = [uv, "pip", "compile", "pyproject.toml", "--quiet", "--generate-hashes", "--no-header"]
         command += [arg for extra in spec.extras for arg in ("--extra", extra)]
         command += ["--python-version", PYTHON_VERSION, "--python-platform", PYTHON_PLATFORM, "-o", str(output)]
