@@ -11,24 +11,27 @@ PYTEST_ARGS ?=
 EXTRAS ?= cpu,dev,cluster
 comma := ,
 LOCK := locks/$(subst $(comma),-,$(EXTRAS)).txt
+# One marker per extra set: switching EXTRAS re-syncs the virtualenv to the other lock (never both onnxruntimes).
+INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 export ZENML_ANALYTICS_OPT_IN := false
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install lock lock-check quickstart test test-fast lint docs docs-build clean
 
-install: $(VENV)/.installed
+install: $(INSTALLED)
 
 # From the lock, never a fresh resolve: uv (itself pinned with hashes in locks/uv.txt, bootstrapped with pip) makes
 # the virtualenv exactly the lock, hashes checked; pip's find-links/index-url reach uv through `python -m locks
 # sources` (the CPU torch wheel). Then the project itself, editable, and what the lock leaves out (TensorRT).
-$(VENV)/.installed: pyproject.toml $(LOCK) locks/uv.txt
+$(INSTALLED): pyproject.toml $(LOCK) locks/uv.txt
 	$(PYTHON) -m locks check $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r locks/uv.txt
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes $$($(BIN)/python -m locks sources $(LOCK)) $(LOCK)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	$(BIN)/python -m locks unlocked $(LOCK) | xargs -r $(BIN)/python -m pip install --quiet
+	rm -f $(VENV)/.installed $(VENV)/.installed-*
 	touch $@
 
 # Re-resolve every lock (resolution only, nothing installed) with the virtualenv's uv; run it after any change to
