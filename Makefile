@@ -1,25 +1,48 @@
 # har-clip: two commands set everything up on a fresh machine.
 #   make quickstart   create .venv, install, `zenml init`, register the local stack, run the offline training pipeline
 #   make test         install if needed, then run the test suite
+#   make lock         re-resolve locks/ after a change to pyproject.toml's dependencies (commit what it rewrites)
 #   make docs         serve the reference site (docs/, mkdocs.yml) on http://127.0.0.1:8000
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# The extra set to install: cpu,dev,cluster (default) or gpu,dev,cluster; each has its lock under locks/.
+EXTRAS ?= cpu,dev,cluster
+comma := ,
+LOCK := locks/$(subst $(comma),-,$(EXTRAS)).txt
+# One marker per extra set: switching EXTRAS re-syncs the virtualenv to the other lock (never both onnxruntimes).
+INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 export ZENML_ANALYTICS_OPT_IN := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install quickstart test test-fast lint docs docs-build clean
+.PHONY: install lock lock-check quickstart test test-fast lint docs docs-build clean
 
-install: $(VENV)/.installed
+install: $(INSTALLED)
 
-# One pip resolve for everything: installing wandb or mlflow after zenml can lift zenml's opentelemetry pin.
-$(VENV)/.installed: pyproject.toml
+# From the lock, never a fresh resolve: uv (itself pinned with hashes in locks/uv.txt, bootstrapped with pip) makes
+# the virtualenv exactly the lock, hashes checked; pip's find-links/index-url reach uv through `python -m locks
+# sources` (the CPU torch wheel). Then the project itself, editable, and what the lock leaves out (TensorRT).
+$(INSTALLED): pyproject.toml $(LOCK) locks/uv.txt
+	$(PYTHON) -m locks check $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[cpu,dev,cluster]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r locks/uv.txt
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes $$($(BIN)/python -m locks sources $(LOCK)) $(LOCK)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m locks unlocked $(LOCK) | xargs -r $(BIN)/python -m pip install --quiet
+	rm -f $(VENV)/.installed $(VENV)/.installed-*
 	touch $@
+
+# Re-resolve every lock (resolution only, nothing installed) with the virtualenv's uv; run it after any change to
+# pyproject.toml's dependencies and commit locks/. `lock-check` is CI's comparison: no resolve, a hash.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --require-hashes --no-deps -r locks/uv.txt
+	$(BIN)/python -m locks refresh --uv $(BIN)/uv
+
+lock-check:
+	$(PYTHON) -m locks check
 
 quickstart: install
 	test -d .zen || $(BIN)/zenml init

@@ -29,6 +29,7 @@ Examples:
   python run.py --pipeline deployment      # configs/deployment.yaml: production version, fastest gated format
   python run.py --command undeploy         # command: stop and remove that deployment
   python run.py --command rollback         # command: deploy the previous production version, then restore its stage
+  python run.py --reproduce production     # re-run how that model version was trained and compare (or a run name)
 \b
 Stacks: `python -m stacks.register local` registers the local stack; switch with `zenml stack set NAME`.
 """
@@ -50,8 +51,27 @@ Stacks: `python -m stacks.register local` registers the local stack; switch with
     help="Run an operation around the deployment pipeline instead of a pipeline (no ZenML run is recorded).",
 )
 @click.option("--no-cache", is_flag=True, help="Re-run every step instead of reusing cached outputs.")
-def main(pipeline: str, config_path: Path | None, command: str | None, no_cache: bool) -> None:
+@click.option(
+    "--reproduce",
+    metavar="RUN_OR_VERSION",
+    default=None,
+    help="Re-run the recorded config of a training run (name) or model version (number, stage) and compare.",
+)
+@click.option("--allow-drift", is_flag=True, help="With --reproduce: run although code, lock or data differ.")
+def main(
+    pipeline: str,
+    config_path: Path | None,
+    command: str | None,
+    no_cache: bool,
+    reproduce: str | None = None,
+    allow_drift: bool = False,
+) -> None:
     """Run a har-clip pipeline (or a deployment command) with a YAML run config."""
+    if reproduce is not None:  # pipelines/reproduce.py: checks, then this command's training run, then compares
+        from pipelines.reproduce import reproduce_run
+
+        context = click.get_current_context()
+        return reproduce_run(reproduce, allow_drift, lambda path: context.invoke(main, config_path=path, no_cache=True))
     if command is not None or pipeline == "deployment":
         from pipelines.deployment_cli import run_deployment_command
 

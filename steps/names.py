@@ -29,3 +29,9 @@ BENTO_ARTIFACT = "bento"
 DEPLOYMENT_ARTIFACT = "deployment"
 DEPLOY_STEP = "deploy_bento"
 PROJECT_SERVICE_NAME = "har_clip_deployment"  # pipeline name the model deployer files our services under
+
+# Provenance and reproduction (steps/provenance.py, pipelines/reproduce.py).
+CODE_DIFF_ARTIFACT = "code_diff"  # the uncommitted changes of a dirty checkout a model was trained from
+PROVENANCE_METADATA_KEY = "provenance"  # model version metadata: har_core.runtime.provenance.TrainingProvenance
+REPRODUCTION_METADATA_KEY = "reproduction"  # model version metadata of a reproduction: what it was compared with
+REPRODUCTION_EXTRA_KEY = "reproduces"  # run config `extra:` key telling the train step which run it re-makes

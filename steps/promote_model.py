@@ -23,6 +23,7 @@ from har_core.export.benchmark import BenchmarkTable
 from har_core.model.classifier import HarClipClassifier
 from har_core.runtime.manifest import ExportBundle
 from steps.names import PROMOTION_DECISION_ARTIFACT, TRAINED_MODEL_ARTIFACT
+from steps.provenance import log_provenance
 
 logger = get_logger(__name__)
 
@@ -75,6 +76,8 @@ def promote_model(
         },
         model_version_id=version.id,
     )
+    if model.provenance is not None:  # again here: a run whose train step was cached gets a new version too
+        log_provenance(model.provenance)
     return decision
 
 

@@ -25,6 +25,7 @@ from steps import (
 )
 from steps.names import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
 from steps.project_paths import in_project
+from steps.provenance import record_training_provenance
 
 
 @step
@@ -53,6 +54,7 @@ def train_model(
     result = result.model_copy(update={"best_checkpoint": f"{stored}/best", "last_checkpoint": f"{stored}/last"})
     tracking.log_metrics({"best_val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch})
     tracking.record_run_locations()
+    model.provenance = record_training_provenance(dataset, result)  # on the model version and in the model card
     log_metadata(
         metadata={"best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy},
         infer_artifact=True,

@@ -18,6 +18,8 @@ from steps.names import (
     EVALUATION_REPORT_ARTIFACT,
     FINE_TUNED_EVALUATION_STEP,
     PROMOTION_DECISION_ARTIFACT,
+    PROVENANCE_METADATA_KEY,
+    REPRODUCTION_METADATA_KEY,
     TRAINING_RESULT_ARTIFACT,
     ZENML_MODEL_NAME,
 )
@@ -187,6 +189,20 @@ def promotion_reason(version) -> str | None:
         if key in metadata:
             return str(metadata[key])
     return None
+
+
+def provenance(version):
+    """How the version's model was made (`TrainingProvenance`), None for versions trained before it was recorded."""
+    from har_core.runtime.provenance import TrainingProvenance
+
+    record = (version.run_metadata or {}).get(PROVENANCE_METADATA_KEY)
+    return TrainingProvenance.model_validate(record) if isinstance(record, dict) else None
+
+
+def reproduction(version) -> dict[str, Any] | None:
+    """A reproduction's outcome (`run.py --reproduce`): which run it re-made, what drifted, whether it matched."""
+    record = (version.run_metadata or {}).get(REPRODUCTION_METADATA_KEY)
+    return record if isinstance(record, dict) else None
 
 
 def version_rows(limit: int = 50) -> list[VersionRow]:

@@ -21,6 +21,7 @@ from har_core.model.backbone import load_backbone, resolve_backbone
 from har_core.runtime.labels import build_prompts
 from har_core.runtime.model_card import MODEL_CARD_FILE, HarClipModelCard
 from har_core.runtime.preprocess import PreprocessConfig
+from har_core.runtime.provenance import TrainingProvenance
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class HarClipClassifier(nn.Module):
         self.clip.text_model.requires_grad_(False)
         self.clip.vision_model.requires_grad_(not freeze_vision)
         self.freeze_vision = freeze_vision
+        self.provenance: TrainingProvenance | None = None  # how the weights were made (set by the train step)
         self.register_buffer("text_features", torch.empty(0), persistent=False)
         self.set_labels(labels, templates)
 
@@ -110,6 +112,7 @@ class HarClipClassifier(nn.Module):
             freeze_vision=self.freeze_vision,
             preprocess=self.preprocess_config,
             logit_scale=float(self.logit_scale().detach()),
+            provenance=self.provenance,
         )
 
     def save(self, directory: str | Path, state: dict[str, torch.Tensor] | None = None) -> Path:
@@ -156,6 +159,7 @@ class HarClipClassifier(nn.Module):
             card.backbone,
             freeze_vision=card.freeze_vision,
         )
+        model.provenance = card.provenance
         return model.eval()
 
 

@@ -13,13 +13,15 @@ from pydantic import ConfigDict, Field, field_validator
 from har_core.runtime.json_file import JsonFileModel
 from har_core.runtime.labels import build_prompts
 from har_core.runtime.preprocess import PreprocessConfig
+from har_core.runtime.provenance import TrainingProvenance
 
 MODEL_CARD_FILE = "har_clip.json"
 FORMAT_VERSION = 1
 
 
 class HarClipModelCard(JsonFileModel):
-    """Labels (in logit order), prompt templates, preprocessing and where the backbone came from."""
+    """Labels (in logit order), prompt templates, preprocessing, where the backbone came from, and, for a trained
+    model, how it was made (`provenance`: commit, lock, config, data version, machine; None for an untrained one)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     file_name: ClassVar[str] = MODEL_CARD_FILE
@@ -32,6 +34,7 @@ class HarClipModelCard(JsonFileModel):
     freeze_vision: bool = False
     preprocess: PreprocessConfig
     logit_scale: float | None = Field(None, gt=0)  # exp(logit_scale) as used in the logits; None in older cards
+    provenance: TrainingProvenance | None = None
 
     @field_validator("format_version")
     @classmethod

@@ -145,6 +145,13 @@ def test_runs_page_shows_the_run_curves_evaluation_and_versions(app, viewer_run)
     assert benchmark["format"].tolist() == ["onnx"] and benchmark["p50_ms"].iloc[0] > 0
     [versions] = [frame.value for frame in at.dataframe if "promotion" in frame.value.columns]
     assert decision.reason in versions.loc[versions["number"] == version.number, "promotion"].tolist()
+    [provenance] = [frame.value for frame in at.dataframe if list(frame.value.columns) == ["what", "value"]]
+    facts = dict(zip(provenance["what"], provenance["value"], strict=True))
+    recorded = store.provenance(version)
+    assert facts["run"] == run.name and facts["code"].startswith(recorded.code.commit)
+    assert facts["lock"].startswith("locks/cpu-dev-cluster.txt sha256 ") and "training 42" in facts["seeds"]
+    assert f"{recorded.machine.torch_threads} torch threads" in facts["training process"]
+    assert f"python run.py --reproduce {version.number}" in " ".join(texts(at.caption))
 
 
 def test_mistakes_page_filters_by_class_pair(app, viewer_run, wrong_image):

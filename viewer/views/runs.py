@@ -97,6 +97,29 @@ def show_version(version) -> None:
     else:
         st.markdown("**Benchmark per format**")
         st.dataframe(as_frame(table), hide_index=True)
+    show_provenance(version)
+
+
+def show_provenance(version) -> None:
+    """How the model was made (commit, lock, config, data version, stack, machine, versions) and how to remake it."""
+    provenance = store.provenance(version)
+    st.markdown("**How this model was made**")
+    if provenance is None:
+        st.info("No provenance recorded: this version was trained before runs recorded one.")
+        return
+    rows = pd.DataFrame(provenance.summary_rows(), columns=["what", "value"])
+    st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption(f"Rebuild and compare: `python run.py --reproduce {version.number}`")
+    reproduction = store.reproduction(version)
+    if reproduction is not None:
+        outcome = "reproduced" if reproduction["reproduced"] else "did not reproduce"
+        drift = "; ".join(reproduction["drift"]) or "none"
+        st.markdown(
+            f"Reproduction of run `{reproduction['of_run']}`: **{outcome}** ({reproduction['standard']}: "
+            f"{reproduction['why']}) · drift: {drift}"
+        )
+    with st.expander("Full provenance record"):
+        st.json(provenance.model_dump(mode="json"))
 
 
 def show_versions() -> None:
