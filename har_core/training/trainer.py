@@ -25,6 +25,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from har_core.config import TrainingConfig
 from har_core.data.dataset import ImageClassificationDataset, ImageRecord
+from har_core.data.decoded_cache import DecodedImages, decoded_images
 from har_core.evaluation.metrics import collect_logits
 from har_core.model.classifier import HarClipClassifier
 from har_core.model.device import Precision, resolve_precision
@@ -121,12 +122,13 @@ class Trainer:
     def _fit(self, train_records, val_records, on_epoch_end) -> TrainingResult:
         config, context = self.config, self.context
         seed_everything(config.seed)
+        preprocess_config = self.model.preprocess_config
         train_data = ImageClassificationDataset(
-            train_records, self.model.preprocess_config, config.augmentation, config.seed
+            train_records, preprocess_config, config.augmentation, config.seed, self._decoded(train_records)
         )
         sampler = distributed.train_sampler(len(train_data), context, config.seed)
         train_loader = self._loader(train_data, sampler)
-        val_data = ImageClassificationDataset(val_records, self.model.preprocess_config)
+        val_data = ImageClassificationDataset(val_records, preprocess_config, decoded=self._decoded(val_records))
         val_loader = self._loader(val_data, distributed.eval_sampler(len(val_data), context))
         parts = self._build_parts(steps_per_epoch=math.ceil(sampler.num_samples / self.batch_size))
         state = TrainerState(identity=self.identity, strategy=context.strategy, world_size=context.world_size)
@@ -197,6 +199,17 @@ class Trainer:
             world_size=context.world_size,
             strategy=context.strategy,
             resumed_from=str(self.resume_checkpoint) if self.resume_checkpoint else None,
+        )
+
+    def _decoded(self, records: Sequence[ImageRecord]) -> DecodedImages | None:
+        """The records decoded once (`training.decoded_cache`), shared by the processes of this machine."""
+        if not self.config.decoded_cache:
+            return None
+        return decoded_images(
+            records,
+            self.model.preprocess_config,
+            max_bytes=int(self.config.decoded_cache_max_gib * 2**30),
+            threads=max(1, self.config.num_workers),
         )
 
     def _carry_over_best(self, checkpoint: Path) -> None:
