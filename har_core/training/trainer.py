@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import shutil
 import time
@@ -104,8 +105,11 @@ class Trainer:
         except BaseException:
             self.context.close()
             raise
-        self.model = model.to(self.device)
+        # Under FSDP the model is sharded onto the device from rank 0's weights (`distributed.shard_from_rank0`):
+        # ranks other than 0 may hold a meta-device skeleton, and rank 0's full copy never goes to the device.
+        self.model = model if self.context.strategy == "fsdp" else model.to(self.device)
         self.step_seconds: list[float] = []  # wall time of each optimiser step, data loading included (benchmarks)
+        self.state_bytes: dict[str, int] = {}  # this rank's parameters, gradients, optimizer state (benchmarks)
 
     def fit(
         self,
@@ -187,6 +191,7 @@ class Trainer:
                 self._save_model(BEST_CHECKPOINT)
             save_checkpoint(self.output_dir, state, parts, context, config.keep_last_n)
             stopped_early = self._early_stop(state)
+        self.state_bytes = distributed.state_bytes(self.model, parts.optimizer)
         return TrainingResult(
             history=history,
             best_epoch=state.best_epoch,
@@ -209,7 +214,8 @@ class Trainer:
             records,
             self.model.preprocess_config,
             max_bytes=int(self.config.decoded_cache_max_gib * 2**30),
-            threads=max(1, self.config.num_workers),
+            # Ranks of this machine wait while one builds: it decodes with their loader workers' share of the CPUs.
+            threads=min(os.cpu_count() or 1, max(1, self.config.num_workers) * self.context.world_size),
         )
 
     def _carry_over_best(self, checkpoint: Path) -> None:
