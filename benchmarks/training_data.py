@@ -7,7 +7,11 @@ run with one): it reads, decodes or maps, augments, normalises and collates, exa
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -66,8 +70,9 @@ def worker_images_per_second(dataset: ImageClassificationDataset, epoch: int) ->
         torch.set_num_threads(threads)
 
 
-def data_path_rows(work: Path, images: int, augmentations: Sequence[str]) -> list[dict]:
-    """Per data set and augmentation: decoding every epoch, building the cache (the first epoch), reading it."""
+def data_path_rows(work: Path, images: int, augmentations: Sequence[str], baseline: Path | None = None) -> list[dict]:
+    """Per data set and augmentation: decoding every epoch, building the cache (the first epoch), reading it;
+    with `baseline`, that checkout's decoding too (its own preprocessing code, in a process of its own)."""
     quick_config = SyntheticDataConfig(image_size=96, images_per_class=4)
     quick = generate_synthetic_images(work / "quick", HAR_LABELS, quick_config)
     quick_records = [
@@ -88,9 +93,39 @@ def data_path_rows(work: Path, images: int, augmentations: Sequence[str]) -> lis
             plain = ImageClassificationDataset(records, config, augmentation, seed=0)
             cached = ImageClassificationDataset(records, config, augmentation, seed=0, decoded=decoded)
             worker_images_per_second(cached, epoch=0)  # warm the page cache and the allocator
+            if baseline is not None:
+                before = baseline_images_per_second(baseline, records, config, augmentation)
+                rows.append(_row(data_name, augmentation, "decode every epoch, baseline", before))
             rows.append(_row(data_name, augmentation, "decode every epoch", worker_images_per_second(plain, 1)))
             rows.append(_row(data_name, augmentation, "decoded cache", worker_images_per_second(cached, 1)))
     return rows
+
+
+BASELINE_SCRIPT = """
+import json, sys, time, torch
+from torch.utils.data import DataLoader
+from har_core.data.dataset import ImageClassificationDataset, ImageRecord
+from har_core.runtime.preprocess import PreprocessConfig
+paths, config, augmentation = json.loads(sys.stdin.read())
+torch.set_num_threads(1)
+records = [ImageRecord(path=path, label=0) for path in paths]
+dataset = ImageClassificationDataset(records, PreprocessConfig(**config), augmentation, seed=0)
+dataset.set_epoch(1)
+start = time.perf_counter()
+for _ in DataLoader(dataset, batch_size=32, num_workers=0):
+    pass
+print(len(dataset) / (time.perf_counter() - start))
+"""
+
+
+def baseline_images_per_second(source: Path, records, config: PreprocessConfig, augmentation: str) -> float:
+    """`worker_images_per_second` of decoding every epoch, run by the har_core of the checkout at `source`."""
+    payload = json.dumps([[record.path for record in records], config.model_dump(), augmentation])
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    result = subprocess.run(
+        [sys.executable, "-c", BASELINE_SCRIPT], input=payload, env=env, capture_output=True, text=True, check=True
+    )
+    return float(result.stdout.strip().splitlines()[-1])
 
 
 def _private(path: Path) -> Path:
@@ -111,9 +146,13 @@ def _row(data: str, augmentation: str, path: str, images_per_second: float) -> d
 def print_data_path(rows: list[dict]) -> None:
     print(f"\nData path, one loader worker (1 thread), batch {BATCH_SIZE}; workers one GPU at "
           f"{GPU_IMAGES_PER_SECOND} img/s needs")  # fmt: skip
-    print("| data | augmentation | path | img/s per worker | workers for 680 img/s | x decode |")
+    print("| data | augmentation | path | img/s per worker | workers for 680 img/s | x decode (baseline if run) |")
     print("| --- | --- | --- | --- | --- | --- |")
+    # Against the baseline checkout's decoding where it was measured: the code before the cache.
     decode = {(row["data"], row["augmentation"]): row["ips"] for row in rows if row["path"] == "decode every epoch"}
+    decode |= {
+        (row["data"], row["augmentation"]): row["ips"] for row in rows if row["path"] == "decode every epoch, baseline"
+    }
     for row in rows:
         reference = decode.get((row["data"], row["augmentation"]))
         ratio = f"{row['ips'] / reference:.1f}" if reference and row["path"] == "decoded cache" else ""
