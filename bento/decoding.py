@@ -11,8 +11,6 @@ bytes whatever the traffic.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -29,7 +27,6 @@ logger = logging.getLogger(__name__)
 # downsamples by >= 2 as it does from a full decode: at exactly the resize size, pixels drifted (cosine 0.988 on a
 # 1000x700 photo-like JPEG at 64 px); at twice it, cosine >= 0.9999 (tests/bento/test_decoding.py).
 DRAFT_FACTOR = 2
-_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
 class RequestPixelsError(ImageTooLargeError):
@@ -74,22 +71,6 @@ class PixelBudget:
             with self._changed:
                 self._available += weight
                 self._changed.notify_all()
-
-
-def return_large_frees_to_the_os(threshold_bytes: int = 4 * 1024 * 1024) -> bool:
-    """Make glibc serve allocations >= `threshold_bytes` with mmap, so freeing a decoded image returns its memory.
-
-    PIL allocates pixels in 16 MiB blocks. glibc raises its mmap threshold after the first such block is freed, so
-    later blocks come from per-thread heaps that keep the memory after free: measured, a worker grew by ~190 MB per
-    decode thread that had handled one 62 Mpx PNG and never shrank. A fixed threshold turns the dynamic one off.
-    False where the C library is not glibc (nothing changes there).
-    """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold_bytes))
-    except (OSError, AttributeError, TypeError):
-        return False
 
 
 def decode_uploads(

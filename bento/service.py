@@ -30,13 +30,14 @@ from prometheus_client import Counter
 from pydantic import BaseModel, BeforeValidator, Field
 from starlette.responses import JSONResponse
 
-from bento.decoding import DecodeBusyError, PixelBudget, decode_crops, decode_uploads, return_large_frees_to_the_os
+from bento.decoding import DecodeBusyError, PixelBudget, decode_crops, decode_uploads
 from bento.drain import refuse_new_connections_on_sigterm
 from bento.guard import RequestGuard
 from bento.openapi import published_spec
 from bento.settings import bento_model_tag, load_serving_config
 from bento.watchdog import record_clean_exit, start_watchdog
 from har_core.runtime.images import ImageTooLargeError, InvalidImageError
+from har_core.runtime.memory import return_large_frees_to_the_os
 from har_core.runtime.parity import recheck_parity
 from har_core.runtime.predictor import Prediction, Predictor
 from har_core.runtime.preprocess import normalize

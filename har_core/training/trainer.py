@@ -30,6 +30,7 @@ from har_core.data.decoded_cache import DecodedImages, decoded_images
 from har_core.evaluation.metrics import collect_logits
 from har_core.model.classifier import HarClipClassifier
 from har_core.model.device import Precision, resolve_precision
+from har_core.runtime.memory import return_large_frees_to_the_os
 from har_core.training import distributed
 from har_core.training.checkpoint import ModelIdentity, TrainerState, load_checkpoint, resolve_resume, save_checkpoint
 
@@ -96,6 +97,8 @@ class Trainer:
     def __init__(self, model: HarClipClassifier, config: TrainingConfig, output_dir: str | Path) -> None:
         self.config = config
         self.output_dir = Path(output_dir)
+        # FSDP gathers and frees each layer's full parameters every step; glibc would keep those freed blocks.
+        return_large_frees_to_the_os()
         self.context, self.device = distributed.setup(config.distributed, config.device)
         try:
             self.batch_size = distributed.per_rank_batch_size(config.batch_size, self.context.world_size)
