@@ -32,7 +32,7 @@ from PIL import Image
 
 from har_core.data.dataset import ImageRecord
 from har_core.locations import check_owned, private_directory, user_cache_dir
-from har_core.runtime.images import open_image
+from har_core.runtime.images import InvalidImageError, open_image
 from har_core.runtime.preprocess import PreprocessConfig, resized
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,10 @@ def cache_key(records: Sequence[ImageRecord], config: PreprocessConfig) -> str:
         if record.sha256 is not None:
             identities.append(record.sha256)
         else:
-            stat = os.stat(record.path)
+            try:
+                stat = os.stat(record.path)
+            except FileNotFoundError as error:
+                raise InvalidImageError(f"{record.path}: no such file.") from error
             identities.append(f"{os.path.abspath(record.path)}:{stat.st_size}:{stat.st_mtime_ns}")
     content = [FORMAT_VERSION, config.resize_shortest_edge, identities]
     return hashlib.sha256(json.dumps(content).encode()).hexdigest()

@@ -151,3 +151,5 @@ def test_an_unreadable_image_fails_the_build_naming_it_and_leaves_nothing(mixed_
     with pytest.raises(InvalidImageError, match="broken.jpg"):
         decoded_images(records, CONFIG, max_bytes=BIG, root=cache)
     assert [path.name for path in cache.iterdir()] == [".lock"]
+    with pytest.raises(InvalidImageError, match="vanished.jpg: no such file"):
+        decoded_images([ImageRecord(path=str(tmp_path / "vanished.jpg"), label=0)], CONFIG, BIG, root=cache)
