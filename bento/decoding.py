@@ -3,16 +3,14 @@
 A compressed upload says nothing about its decoded size: a one-colour 7900x7900 PNG is ~200 kB and 187 MB as RGB,
 so the body-size limit cannot bound memory. Here every upload's decoded size is read from its header first; a
 request over `max_request_pixels` is refused (413) before anything is decoded. Then each image is decoded (JPEG at
-a reduced DCT scale, no smaller than twice the preprocessing resize), preprocessed to (3, crop, crop) float32 and freed
-before the next one, while it holds its pixels of the worker-wide `PixelBudget`: concurrent requests wait for
+a reduced DCT scale, no smaller than twice the preprocessing resize), cut to its (crop, crop, 3) uint8 model pixels
+and freed before the next one, while it holds its pixels of the worker-wide `PixelBudget`: concurrent requests wait for
 budget instead of decoding side by side, so a worker's decode memory stays near `max_decoding_pixels` × a few
 bytes whatever the traffic.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,7 +19,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from har_core.runtime.images import ImageTooLargeError, decoded_size, open_image
-from har_core.runtime.preprocess import PreprocessConfig, preprocess
+from har_core.runtime.preprocess import PreprocessConfig, centre_crop, normalize
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +27,6 @@ logger = logging.getLogger(__name__)
 # downsamples by >= 2 as it does from a full decode: at exactly the resize size, pixels drifted (cosine 0.988 on a
 # 1000x700 photo-like JPEG at 64 px); at twice it, cosine >= 0.9999 (tests/bento/test_decoding.py).
 DRAFT_FACTOR = 2
-_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
 class RequestPixelsError(ImageTooLargeError):
@@ -76,22 +73,6 @@ class PixelBudget:
                 self._changed.notify_all()
 
 
-def return_large_frees_to_the_os(threshold_bytes: int = 4 * 1024 * 1024) -> bool:
-    """Make glibc serve allocations >= `threshold_bytes` with mmap, so freeing a decoded image returns its memory.
-
-    PIL allocates pixels in 16 MiB blocks. glibc raises its mmap threshold after the first such block is freed, so
-    later blocks come from per-thread heaps that keep the memory after free: measured, a worker grew by ~190 MB per
-    decode thread that had handled one 62 Mpx PNG and never shrank. A fixed threshold turns the dynamic one off.
-    False where the C library is not glibc (nothing changes there).
-    """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold_bytes))
-    except (OSError, AttributeError, TypeError):
-        return False
-
-
 def decode_uploads(
     uploads: Sequence[tuple[bytes, str]],
     config: PreprocessConfig,
@@ -99,7 +80,19 @@ def decode_uploads(
     budget: PixelBudget,
     wait_s: float,
 ) -> np.ndarray:
-    """(n, 3, crop, crop) float32 model input for `uploads` ((encoded bytes, name) pairs), decoded one at a time.
+    """(n, 3, crop, crop) float32 model input for `uploads` ((encoded bytes, name) pairs); see `decode_crops`."""
+    return normalize(decode_crops(uploads, config, max_request_pixels, budget, wait_s), config)
+
+
+def decode_crops(
+    uploads: Sequence[tuple[bytes, str]],
+    config: PreprocessConfig,
+    max_request_pixels: int,
+    budget: PixelBudget,
+    wait_s: float,
+) -> np.ndarray:
+    """(n, crop, crop, 3) uint8 centre crops of `uploads` ((encoded bytes, name) pairs), decoded one at a time;
+    `normalize` turns them into exactly the model input `preprocess` gives, at a quarter of its size until then.
 
     Raises `RequestPixelsError` (413), `ImageTooLargeError` / `InvalidImageError` from the decoder, or
     `DecodeBusyError`; nothing is decoded when the headers already show the request is over its budget.
@@ -112,13 +105,13 @@ def decode_uploads(
             f"The {len(uploads)} image(s) decode to {total:,} pixels; the limit is {max_request_pixels:,} "
             "decoded pixels per request (max_request_pixels): send fewer or smaller images."
         )
-    pixels = np.empty((len(uploads), 3, config.crop_size, config.crop_size), np.float32)
+    crops = np.empty((len(uploads), config.crop_size, config.crop_size, 3), np.uint8)
     for index, ((data, name), (width, height)) in enumerate(zip(uploads, sizes, strict=True)):
         with budget.hold(width * height, wait_s):
             image = open_image(data, name=name, draft_size=draft_size)
             try:
-                pixels[index] = preprocess(image, config)
+                crops[index] = centre_crop(image, config)
             finally:
                 image.close()  # frees the decoded pixels now, not when the garbage collector gets to them
             del image
-    return pixels
+    return crops

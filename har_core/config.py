@@ -155,6 +155,9 @@ class TrainingConfig(StrictConfig):
     checkpoint directory or `latest` (the newest resumable checkpoint under `output_dir` for the same model and
     labels). Resume checkpoints are written every `checkpoint_every_n_steps` optimiser steps (if set) and at each
     epoch end; `keep_last_n` of them are kept besides `best/` and `last/`.
+    `decoded_cache` decodes every train and val image once into a memory-mapped uint8 file (resized for the model,
+    in the user's private cache, `decoded_cache_max_gib` at most for all datasets together), so later epochs read
+    pixels instead of decoding files (har_core/data/decoded_cache.py); a dataset over the bound is not cached.
     """
 
     epochs: int = Field(15, ge=1)
@@ -168,6 +171,8 @@ class TrainingConfig(StrictConfig):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     num_workers: int = Field(2, ge=0)
+    decoded_cache: bool = True
+    decoded_cache_max_gib: float = Field(16.0, gt=0)
     seed: int = 42
     output_dir: Path = DEFAULT_CACHE_DIR / "checkpoints"
     distributed: DistributedConfig = DistributedConfig()

@@ -27,6 +27,7 @@ os.environ["HF_DATASETS_CACHE"] = str(_SESSION_HOME / "huggingface" / "datasets"
 os.environ["BENTOML_HOME"] = str(_SESSION_HOME / "bentoml")  # BentoML's model and Bento stores, read at import
 os.environ["BENTOML_DO_NOT_TRACK"] = "true"
 os.environ["HAR_CLIP_DATA_CACHE"] = str(_SESSION_HOME / "unpacked-data")  # datasets unpacked from artifacts
+os.environ["HAR_CLIP_DECODED_CACHE"] = str(_SESSION_HOME / "decoded-images")  # training's decoded-image cache
 os.environ["WANDB_DIR"] = str(_SESSION_HOME)  # offline W&B runs land in <session>/wandb/
 
 

@@ -13,7 +13,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from PIL import Image
@@ -22,7 +22,10 @@ from torch.utils.data import Dataset
 
 from har_core.data.augment import AugmentationLevel, augment
 from har_core.runtime.images import open_image
-from har_core.runtime.preprocess import PreprocessConfig, preprocess
+from har_core.runtime.preprocess import PreprocessConfig, centre_crop, crop_array, normalize
+
+if TYPE_CHECKING:
+    from har_core.data.decoded_cache import DecodedImages
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +93,11 @@ def load_image(path: str | Path) -> Image.Image:
 
 
 class ImageClassificationDataset(Dataset):
-    """(pixel_values, label) pairs; augmentation is seeded by (seed, epoch, index) so runs are repeatable."""
+    """(pixel_values, label) pairs; augmentation is seeded by (seed, epoch, index) so runs are repeatable.
+
+    With `decoded` (the records' images decoded once, `har_core.data.decoded_cache`), no file is read: the stored
+    resized image is cropped (equal to a full decode's crop) or augmented and then resized as a file would be.
+    """
 
     def __init__(
         self,
@@ -98,11 +105,15 @@ class ImageClassificationDataset(Dataset):
         preprocess_config: PreprocessConfig,
         augmentation: AugmentationLevel = "none",
         seed: int = 0,
+        decoded: DecodedImages | None = None,
     ) -> None:
+        if decoded is not None and len(decoded) != len(records):
+            raise ValueError(f"{len(decoded)} decoded images for {len(records)} records: not the same data.")
         self.records = list(records)
         self.preprocess_config = preprocess_config
         self.augmentation = augmentation
         self.seed = seed
+        self.decoded = decoded
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -113,8 +124,13 @@ class ImageClassificationDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         record = self.records[index]
-        image = load_image(record.path)
-        if self.augmentation != "none":
-            rng = random.Random(f"{self.seed}-{self.epoch}-{index}")
-            image = augment(image, self.augmentation, rng)
-        return torch.from_numpy(preprocess(image, self.preprocess_config)), record.label
+        config = self.preprocess_config
+        if self.decoded is not None and self.augmentation == "none":
+            crop = crop_array(self.decoded[index], config)
+        else:
+            image = load_image(record.path) if self.decoded is None else Image.fromarray(self.decoded[index])
+            if self.augmentation != "none":
+                rng = random.Random(f"{self.seed}-{self.epoch}-{index}")
+                image = augment(image, self.augmentation, rng)
+            crop = centre_crop(image, config)
+        return torch.from_numpy(normalize(crop, config)), record.label

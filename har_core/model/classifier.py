@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
+from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
 from har_core.config import ClassifierConfig
 from har_core.model.backbone import load_backbone, resolve_backbone
@@ -66,17 +66,23 @@ class HarClipClassifier(nn.Module):
 
     @torch.no_grad()
     def set_labels(self, labels: Sequence[str], templates: Sequence[str]) -> None:
-        """Encode every (label, template) prompt with the frozen text tower and cache the pooled outputs."""
+        """Encode every (label, template) prompt with the frozen text tower and cache the pooled outputs.
+
+        On the meta device the cache only gets its shape: whoever materialises the model fills it in.
+        """
         prompts = build_prompts(labels, templates)
         flat = [prompt for per_label in prompts for prompt in per_label]
-        tokens = self.tokenizer(flat, padding=True, truncation=True, return_tensors="pt")
         device = self.clip.logit_scale.device
-        was_training = self.clip.text_model.training
-        self.clip.text_model.eval()
-        pooled = self.clip.text_model(
-            input_ids=tokens["input_ids"].to(device), attention_mask=tokens["attention_mask"].to(device)
-        ).pooler_output
-        self.clip.text_model.train(was_training)
+        if device.type == "meta":
+            pooled = torch.empty(len(flat), self.clip.text_model.config.hidden_size, device=device)
+        else:
+            tokens = self.tokenizer(flat, padding=True, truncation=True, return_tensors="pt")
+            was_training = self.clip.text_model.training
+            self.clip.text_model.eval()
+            pooled = self.clip.text_model(
+                input_ids=tokens["input_ids"].to(device), attention_mask=tokens["attention_mask"].to(device)
+            ).pooler_output
+            self.clip.text_model.train(was_training)
         self.text_features = pooled.reshape(len(labels), len(templates), -1).float()
         self._labels, self._templates = tuple(labels), tuple(templates)
 
@@ -146,9 +152,17 @@ class HarClipClassifier(nn.Module):
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> HarClipClassifier:
-        """Rebuild a classifier saved by `save` (no pickle: safetensors weights and JSON metadata)."""
+        """Rebuild a classifier saved by `save` (no pickle: safetensors weights and JSON metadata).
+
+        `device="meta"` builds the architecture without reading or allocating any weight (FSDP ranks that receive
+        rank 0's weights, `har_core.training.distributed`); every tensor, `text_features` included, has its shape.
+        """
         card = HarClipModelCard.load(directory)
-        clip = CLIPModel.from_pretrained(Path(directory) / BACKBONE_DIR, use_safetensors=True)
+        if torch.device(device).type == "meta":
+            with torch.device("meta"):
+                clip = CLIPModel(CLIPConfig.from_pretrained(Path(directory) / BACKBONE_DIR))
+        else:
+            clip = CLIPModel.from_pretrained(Path(directory) / BACKBONE_DIR, use_safetensors=True)
         tokenizer = CLIPTokenizer.from_pretrained(Path(directory) / BACKBONE_DIR)
         model = cls(
             clip.to(device),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 # Order matters: it is the ClassLabel order of `Bingsu/Human_Action_Recognition`, so label index i
@@ -56,6 +57,6 @@ def validate_labels(labels: Sequence[str]) -> None:
     blank = [label for label in labels if not label or not label.strip()]
     if blank:
         raise ValueError("Labels must be non-empty strings.")
-    duplicates = sorted({label for label in labels if list(labels).count(label) > 1})
+    duplicates = sorted(label for label, count in Counter(labels).items() if count > 1)  # O(n): /classify's 1,000
     if duplicates:
         raise ValueError(f"Duplicated labels: {duplicates}.")

@@ -9,6 +9,7 @@ Dataset wraps `preprocess`'s array in a tensor, and ONNX serving uses it as it i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -56,24 +57,65 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def preprocess(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
     """A float32 array of shape (3, crop, crop), upright per EXIF; the input image is not modified."""
+    return normalize(centre_crop(image, config), config)
+
+
+def resized(image: Image.Image, config: PreprocessConfig) -> Image.Image:
+    """`image` upright, RGB, its short side bicubic-resized to `resize_shortest_edge` (long side floored, as
+    transformers does). An image already at that size comes back as an equal copy, so cropping it again gives the
+    same pixels: the decoded-image cache stores this and training on it sees exactly what a full decode gives."""
     rgb = to_rgb(_upright(image))
     width, height = rgb.size
     short, long = min(width, height), max(width, height)
     new_short = config.resize_shortest_edge
     new_long = max(new_short, int(new_short * long / short))  # floored, as transformers does
     resized_size = (new_short, new_long) if width <= height else (new_long, new_short)
-    resized = rgb.resize(resized_size, Image.Resampling.BICUBIC)
+    return rgb.resize(resized_size, Image.Resampling.BICUBIC)
+
+
+def centre_crop(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
+    """The (crop, crop, 3) uint8 pixels `preprocess` normalises: 4x smaller than its float32 output, so this is
+    what crosses process and batching boundaries before `normalize`."""
+    return crop_array(np.asarray(resized(image, config)), config)
+
+
+def crop_array(pixels: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """The centre (crop, crop, 3) of resized (height, width, 3) uint8 pixels, padded with black when smaller."""
     crop = config.crop_size
-    if resized.width < crop or resized.height < crop:  # crop larger than the resize: pad, centred, with black
-        padded = Image.new("RGB", (max(crop, resized.width), max(crop, resized.height)))
-        padded.paste(resized, ((padded.width - resized.width) // 2, (padded.height - resized.height) // 2))
-        resized = padded
-    left = (resized.width - crop) // 2
-    top = (resized.height - crop) // 2
-    pixels = np.asarray(resized, dtype=np.float32)[top : top + crop, left : left + crop] * np.float32(1 / 255)
-    mean = np.asarray(config.mean, dtype=np.float32)
-    std = np.asarray(config.std, dtype=np.float32)
-    return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))
+    height, width = pixels.shape[:2]
+    if height < crop or width < crop:  # crop larger than the resize: pad, centred, with black
+        padded = np.zeros((max(crop, height), max(crop, width), 3), np.uint8)
+        top, left = (padded.shape[0] - height) // 2, (padded.shape[1] - width) // 2
+        padded[top : top + height, left : left + width] = pixels
+        pixels, height, width = padded, padded.shape[0], padded.shape[1]
+    top, left = (height - crop) // 2, (width - crop) // 2
+    return pixels[top : top + crop, left : left + crop]
+
+
+def normalize(pixels: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """uint8 (..., H, W, 3) pixels -> float32 (..., 3, H, W) model input: scaled to [0, 1], normalised by channel.
+
+    A uint8 has 256 values, so each channel is one table look-up whose entries are computed with the float32 ops of
+    `(v * (1/255) - mean) / std`: equal bit for bit to that arithmetic, ~3x faster than running it per pixel, and a
+    batch normalised at once equals its images normalised one by one.
+    """
+    if pixels.dtype != np.uint8 or pixels.ndim < 3 or pixels.shape[-1] != 3:
+        raise ValueError(f"pixels must be uint8 of shape (..., H, W, 3), got {pixels.dtype} {pixels.shape}.")
+    table = _normalisation_table(config.mean, config.std)
+    out = np.empty((*pixels.shape[:-3], 3, *pixels.shape[-3:-1]), np.float32)
+    for channel in range(3):
+        np.take(table[channel], pixels[..., channel], out=out[..., channel, :, :])
+    return out
+
+
+@lru_cache(maxsize=8)
+def _normalisation_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """(3, 256) float32: the model input value of every uint8 level in every channel."""
+    levels = np.arange(256, dtype=np.uint8)[:, None].astype(np.float32) * np.float32(1 / 255)
+    table = (levels - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    table = np.ascontiguousarray(table.T)
+    table.flags.writeable = False
+    return table
 
 
 def _upright(image: Image.Image) -> Image.Image:

@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -20,6 +21,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from har_core.config import DistributedConfig
+from har_core.model.classifier import HarClipClassifier
 from har_core.model.device import Precision
 from har_core.runtime.device import DeviceChoice, resolve_device
 
@@ -169,8 +171,47 @@ def wrap_model(model: nn.Module, context: DistributedContext, device: torch.devi
         device_ids = [device.index] if device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
     if context.strategy == "fsdp":
-        shard_clip(model, precision)
+        shard_from_rank0(model, context, device, precision)
     return model
+
+
+def load_for_training(directory: str | Path, strategy: str) -> HarClipClassifier:
+    """The model a worker trains: read from `directory`, except on FSDP ranks other than 0, which build it on the
+    meta device (no weight read or allocated) and receive rank 0's weights when it is sharded (`shard_from_rank0`)."""
+    on_meta = strategy == "fsdp" and int(os.environ.get("RANK", "0")) != 0
+    return HarClipClassifier.load(directory, device="meta" if on_meta else "cpu")
+
+
+def shard_from_rank0(model: nn.Module, context: DistributedContext, device: torch.device, precision: Precision) -> None:
+    """Shard `model` in place with rank 0's weights; no rank ever holds a second full copy.
+
+    Every rank turns its model into a meta-device skeleton (ranks other than 0 may pass one already), shards it,
+    allocates only its own shards on `device`, and receives them from rank 0's full state dict
+    (`set_model_state_dict(full_state_dict=True, broadcast_from_rank0=True)`: rank 0 broadcasts one tensor at a
+    time, each rank keeps its slice). Non-persistent buffers (the cached `text_features`, CLIP's `position_ids`)
+    are in no state dict, so they are broadcast from rank 0 after the skeleton is allocated.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    persistent = set(model.state_dict())
+    unsaved = [name for name, _ in model.named_buffers() if name not in persistent]
+    full_state: dict[str, torch.Tensor] = {}
+    buffers: dict[str, torch.Tensor] = {}
+    if context.is_main:
+        full_state = dict(model.state_dict())
+        buffers = {name: buffer for name, buffer in model.named_buffers() if name in unsaved}
+        full_state["clip.logit_scale"] = full_state["clip.logit_scale"].reshape(1)  # as `shard_clip` holds it
+    model.to("meta")  # rank 0's full weights now live only in `full_state`, freed once broadcast
+    shard_clip(model, precision)
+    model.to_empty(device=device)
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_model_state_dict(model, full_state, options=options)
+    del full_state
+    for name, buffer in model.named_buffers():
+        if name in unsaved:
+            if context.is_main:
+                buffer.copy_(buffers[name])
+            dist.broadcast(buffer, src=0)
 
 
 def shard_clip(model: nn.Module, precision: Precision) -> None:
@@ -208,6 +249,24 @@ def grad_scaler(context: DistributedContext, device: torch.device, precision: Pr
 
         return ShardedGradScaler(device.type)
     return torch.amp.GradScaler(device.type, enabled=precision.use_grad_scaler)
+
+
+def state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, int]:
+    """Bytes of parameters, gradients and optimizer state this rank holds (its shards under FSDP): the memory that
+    lives on a GPU for the whole run, apart from activations and the libraries that dominate a CPU's RSS."""
+    from torch.distributed.tensor import DTensor
+
+    def nbytes(tensor: torch.Tensor) -> int:
+        return (tensor.to_local() if isinstance(tensor, DTensor) else tensor).nbytes
+
+    parameters = list(model.parameters())
+    return {
+        "parameters": sum(nbytes(parameter) for parameter in parameters),
+        "gradients": sum(nbytes(parameter.grad) for parameter in parameters if parameter.grad is not None),
+        "optimizer": sum(
+            nbytes(value) for state in optimizer.state.values() for value in state.values() if torch.is_tensor(value)
+        ),
+    }
 
 
 def full_model_state(model: nn.Module, context: DistributedContext) -> dict[str, torch.Tensor] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import shutil
 import time
@@ -25,9 +26,11 @@ from transformers import get_cosine_schedule_with_warmup
 
 from har_core.config import TrainingConfig
 from har_core.data.dataset import ImageClassificationDataset, ImageRecord
+from har_core.data.decoded_cache import DecodedImages, decoded_images
 from har_core.evaluation.metrics import collect_logits
 from har_core.model.classifier import HarClipClassifier
 from har_core.model.device import Precision, resolve_precision
+from har_core.runtime.memory import return_large_frees_to_the_os
 from har_core.training import distributed
 from har_core.training.checkpoint import ModelIdentity, TrainerState, load_checkpoint, resolve_resume, save_checkpoint
 
@@ -94,6 +97,8 @@ class Trainer:
     def __init__(self, model: HarClipClassifier, config: TrainingConfig, output_dir: str | Path) -> None:
         self.config = config
         self.output_dir = Path(output_dir)
+        # FSDP gathers and frees each layer's full parameters every step; glibc would keep those freed blocks.
+        return_large_frees_to_the_os()
         self.context, self.device = distributed.setup(config.distributed, config.device)
         try:
             self.batch_size = distributed.per_rank_batch_size(config.batch_size, self.context.world_size)
@@ -103,8 +108,11 @@ class Trainer:
         except BaseException:
             self.context.close()
             raise
-        self.model = model.to(self.device)
+        # Under FSDP the model is sharded onto the device from rank 0's weights (`distributed.shard_from_rank0`):
+        # ranks other than 0 may hold a meta-device skeleton, and rank 0's full copy never goes to the device.
+        self.model = model if self.context.strategy == "fsdp" else model.to(self.device)
         self.step_seconds: list[float] = []  # wall time of each optimiser step, data loading included (benchmarks)
+        self.state_bytes: dict[str, int] = {}  # this rank's parameters, gradients, optimizer state (benchmarks)
 
     def fit(
         self,
@@ -121,12 +129,13 @@ class Trainer:
     def _fit(self, train_records, val_records, on_epoch_end) -> TrainingResult:
         config, context = self.config, self.context
         seed_everything(config.seed)
+        preprocess_config = self.model.preprocess_config
         train_data = ImageClassificationDataset(
-            train_records, self.model.preprocess_config, config.augmentation, config.seed
+            train_records, preprocess_config, config.augmentation, config.seed, self._decoded(train_records)
         )
         sampler = distributed.train_sampler(len(train_data), context, config.seed)
         train_loader = self._loader(train_data, sampler)
-        val_data = ImageClassificationDataset(val_records, self.model.preprocess_config)
+        val_data = ImageClassificationDataset(val_records, preprocess_config, decoded=self._decoded(val_records))
         val_loader = self._loader(val_data, distributed.eval_sampler(len(val_data), context))
         parts = self._build_parts(steps_per_epoch=math.ceil(sampler.num_samples / self.batch_size))
         state = TrainerState(identity=self.identity, strategy=context.strategy, world_size=context.world_size)
@@ -185,6 +194,7 @@ class Trainer:
                 self._save_model(BEST_CHECKPOINT)
             save_checkpoint(self.output_dir, state, parts, context, config.keep_last_n)
             stopped_early = self._early_stop(state)
+        self.state_bytes = distributed.state_bytes(self.model, parts.optimizer)
         return TrainingResult(
             history=history,
             best_epoch=state.best_epoch,
@@ -197,6 +207,18 @@ class Trainer:
             world_size=context.world_size,
             strategy=context.strategy,
             resumed_from=str(self.resume_checkpoint) if self.resume_checkpoint else None,
+        )
+
+    def _decoded(self, records: Sequence[ImageRecord]) -> DecodedImages | None:
+        """The records decoded once (`training.decoded_cache`), shared by the processes of this machine."""
+        if not self.config.decoded_cache:
+            return None
+        return decoded_images(
+            records,
+            self.model.preprocess_config,
+            max_bytes=int(self.config.decoded_cache_max_gib * 2**30),
+            # Ranks of this machine wait while one builds: it decodes with their loader workers' share of the CPUs.
+            threads=min(os.cpu_count() or 1, max(1, self.config.num_workers) * self.context.world_size),
         )
 
     def _carry_over_best(self, checkpoint: Path) -> None:

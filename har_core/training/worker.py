@@ -35,15 +35,15 @@ def main(job_dir: str) -> None:
 
 def _train(job_dir: str) -> None:
     from har_core.data.dataset import DatasetManifest
-    from har_core.model.classifier import HarClipClassifier
     from har_core.training.checkpoint import write_json
+    from har_core.training.distributed import load_for_training
     from har_core.training.job import TrainingJob
     from har_core.training.trainer import EpochMetrics, Trainer
 
     _configure_logging()
     job = TrainingJob.load(job_dir)
     manifest = DatasetManifest.model_validate_json(Path(job.manifest).read_text())
-    model = HarClipClassifier.load(job.base_model)
+    model = load_for_training(job.base_model, job.config.distributed.strategy)  # FSDP: meta skeletons off rank 0
     trainer = Trainer(model, job.config, job.output_dir)
     metrics_file = Path(job.metrics_file)
 

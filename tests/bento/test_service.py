@@ -176,8 +176,9 @@ def test_bearer_token_is_required_for_api_calls_but_not_probes(server):
         assert requests.get(f"{server.url}{probe}", timeout=10).status_code == 200
 
 
-def _batch_histogram(server) -> tuple[float, float]:
-    """(requests seen by the batchable API, batches it ran) from BentoML's adaptive batch-size histogram."""
+def _model_calls(server) -> tuple[float, float, float]:
+    """(images the batchable API saw, batches it ran) from BentoML's adaptive batch-size histogram, and the images
+    /predict ran without the batcher (the service's own counter)."""
     text = requests.get(f"{server.url}/metrics", timeout=10).text
     total = sum(
         float(v) for v in re.findall(r'adaptive_batch_size_sum\{[^}]*method_name="probabilities"[^}]*\} (\S+)', text)
@@ -185,12 +186,23 @@ def _batch_histogram(server) -> tuple[float, float]:
     count = sum(
         float(v) for v in re.findall(r'adaptive_batch_size_count\{[^}]*method_name="probabilities"[^}]*\} (\S+)', text)
     )
-    return total, count
+    direct = sum(float(v) for v in re.findall(r"^har_clip_direct_model_calls_total(?:\{[^}]*\})? (\S+)", text, re.M))
+    return total, count, direct
+
+
+def test_a_request_alone_skips_the_batcher(server, sample_images):
+    before = _model_calls(server)
+    for path in sample_images:  # one after the other: each is alone in the model's path
+        files = {"image": (path.name, path.read_bytes(), "image/jpeg")}
+        assert _post(server, "/predict", files=files).status_code == 200
+    after = _model_calls(server)
+    assert after[2] - before[2] == len(sample_images)
+    assert after[:2] == before[:2]  # nothing went through the batcher
 
 
 def test_200_concurrent_requests_succeed_and_are_batched(server, sample_images):
     payloads = [path.read_bytes() for path in sample_images]
-    before = _batch_histogram(server)
+    before = _model_calls(server)
 
     def one(index: int) -> int:
         files = {"image": (f"{index}.jpg", payloads[index % len(payloads)], "image/jpeg")}
@@ -199,11 +211,11 @@ def test_200_concurrent_requests_succeed_and_are_batched(server, sample_images):
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:  # bounded: 32 in flight at most
         statuses = list(pool.map(one, range(200)))
     assert statuses == [200] * 200
-    after = _batch_histogram(server)
-    images, batches = after[0] - before[0], after[1] - before[1]
-    print(f"200 requests -> {batches:.0f} model calls, mean batch {images / batches:.1f}")
-    assert images == 200
-    assert batches < 200  # some calls carried more than one image: adaptive batching happened
+    after = _model_calls(server)
+    images, batches, direct = (now - then for now, then in zip(after, before, strict=True))
+    print(f"200 requests -> {batches:.0f} batches (mean {images / max(batches, 1):.1f} images), {direct:.0f} direct")
+    assert images + direct == 200
+    assert batches < images  # some calls carried more than one image: adaptive batching happened
 
 
 def test_the_bento_packages_no_torch_for_onnx(onnx_bento):

@@ -25,6 +25,7 @@ from har_core.runtime.parity import run_parity_gate
 from har_core.runtime.predictor import Predictor
 from har_core.runtime.settings import ParityThresholds
 from har_core.runtime.tensorrt_engine import TensorRTUnavailableError, build_engine, tensorrt_unavailable_reason
+from har_core.runtime.text_encoder import TEXT_BATCH
 from tests.conftest import PROJECT_ROOT, random_init_export_config
 
 SERVABLE_HERE = ["pytorch", "torchscript", "onnx", "onnx-int8"]
@@ -112,6 +113,16 @@ def test_open_vocabulary_labels_match_the_pytorch_text_tower(tiny_exports, tiny_
     rows = predictor.predict_pixels(parity_pixels[:4], top_k=3, labels=labels)
     assert {p.label for row in rows for p in row} <= set(labels)
     assert all(sum(p.score for p in row) == pytest.approx(1.0, abs=1e-5) for row in rows)
+
+
+def test_many_custom_labels_are_embedded_in_batches_and_kept_in_order(tiny_exports, tiny_model):
+    """70 labels x 4 templates = 280 prompts of several lengths: two runs of the text tower, in length order."""
+    labels = [f"action {'number ' * (index % 3)}{index}" for index in range(70)]
+    predictor = Predictor.from_export(tiny_exports.directory("onnx"), device="cpu")
+    assert len(labels) * len(tiny_model.templates) > TEXT_BATCH
+    model = copy.deepcopy(tiny_model)
+    model.set_labels(labels, model.templates)
+    assert np.abs(predictor.class_embeddings(labels) - model.class_embeddings().detach().numpy()).max() < 1e-5
 
 
 def test_class_embeddings_are_saved_as_safetensors_with_their_labels(tiny_exports, tiny_model):

@@ -3,7 +3,14 @@ import pytest
 from PIL import Image
 from transformers import CLIPImageProcessor
 
-from har_core.runtime.preprocess import PreprocessConfig, preprocess, preprocess_batch, to_rgb
+from har_core.runtime.preprocess import (
+    PreprocessConfig,
+    centre_crop,
+    normalize,
+    preprocess,
+    preprocess_batch,
+    to_rgb,
+)
 
 CONFIG = PreprocessConfig(resize_shortest_edge=32, crop_size=32)
 
@@ -45,6 +52,21 @@ def test_normalisation_uses_mean_and_std():
     config = PreprocessConfig(resize_shortest_edge=4, crop_size=4, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     array = preprocess(Image.new("RGB", (4, 4), (255, 0, 255)), config)
     assert np.allclose(array[:, 0, 0], [1.0, -1.0, 1.0])
+
+
+def test_uint8_crops_normalised_as_a_batch_equal_per_image_preprocessing_bit_for_bit():
+    """What crosses process boundaries (serving's batcher, training's cache) is the uint8 crop; normalising it
+    later must give exactly `preprocess`, computed here the plain way: (v / 255 - mean) / std per pixel."""
+    config = PreprocessConfig(resize_shortest_edge=40, crop_size=32)
+    images = [_gradient((48, 40)), _gradient((40, 97)).convert("L"), Image.effect_noise((50, 60), 60).convert("RGB")]
+    crops = np.stack([centre_crop(image, config) for image in images])
+    assert crops.dtype == np.uint8 and crops.shape == (3, 32, 32, 3)
+    plain = (crops.astype(np.float32) * np.float32(1 / 255) - np.float32(config.mean)) / np.float32(config.std)
+    batch = normalize(crops, config)
+    assert np.array_equal(batch, plain.transpose(0, 3, 1, 2))
+    assert np.array_equal(batch, np.stack([preprocess(image, config) for image in images]))
+    with pytest.raises(ValueError, match="uint8"):
+        normalize(crops.astype(np.float32), config)
 
 
 # transformers' CLIP processor works in float after a PIL bicubic resize of the same uint8 image, so the only

@@ -10,11 +10,12 @@ import torch
 import torch.distributed as dist
 
 from har_core.data.dataset import DatasetManifest
-from har_core.model.classifier import HarClipClassifier
+from har_core.training.distributed import load_for_training
 from har_core.training.job import TrainingJob
 from har_core.training.trainer import Trainer
 
 LOGITS_FILE = "sharded_logits.pt"
+BUFFERS_FILE = "buffers-rank{rank}.pt"  # each rank's non-persistent buffers, which no state dict carries
 
 
 def fixed_batch(size: int) -> torch.Tensor:
@@ -26,8 +27,11 @@ def main(job_dir: str) -> None:
     try:
         job = TrainingJob.load(job_dir)
         manifest = DatasetManifest.model_validate_json(Path(job.manifest).read_text())
-        trainer = Trainer(HarClipClassifier.load(job.base_model), job.config, job.output_dir)
+        model = load_for_training(job.base_model, job.config.distributed.strategy)  # meta skeleton off rank 0
+        trainer = Trainer(model, job.config, job.output_dir)
         result = trainer.fit(manifest.split("train"), manifest.split("val"))
+        buffers = {name: buffer.clone() for name, buffer in trainer.model.named_buffers()}
+        torch.save(buffers, Path(job_dir) / BUFFERS_FILE.format(rank=dist.get_rank()))
         trainer.model.eval()
         with torch.no_grad():
             logits = trainer.model(fixed_batch(trainer.model.preprocess_config.crop_size))

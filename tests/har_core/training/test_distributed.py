@@ -152,6 +152,30 @@ def test_fsdp_trains_and_consolidates_to_a_loadable_model(tiny_model, manifest, 
         assert not torch.equal(single_logits, tiny_model(fsdp_logits_worker.fixed_batch(64)))
     sharded_checkpoint = next((tmp_path / "checkpoints" / "run" / "resume").iterdir())
     assert (sharded_checkpoint / "sharded" / ".metadata").is_file()
+    # Rank 1 started from a meta-device skeleton: its non-persistent buffers (the cached text features, CLIP's
+    # position ids) are rank 0's, which are the model's own.
+    ranks = [torch.load(tmp_path / "job" / fsdp_logits_worker.BUFFERS_FILE.format(rank=r)) for r in (0, 1)]
+    assert set(ranks[0]) == {"text_features", *(n for n, _ in tiny_model.named_buffers() if "position_ids" in n)}
+    for name, buffer in dict(tiny_model.named_buffers()).items():
+        assert torch.equal(ranks[0][name], buffer) and torch.equal(ranks[1][name], buffer), name
+
+
+def test_fsdp_built_on_the_meta_device_trains_the_weights_of_ddp(single_and_ddp, tiny_model, manifest, tmp_path):
+    """FSDP x2 in fp32, rank 1 starting from a meta-device skeleton and rank 0's broadcast weights, against the
+    fixture's DDP x2 run: the same global batches, so the same weights up to the order of float sums."""
+    ddp, ddp_result, _, _ = single_and_ddp["ddp"]
+    model, result = run_training(
+        HarClipClassifier.load(tiny_model.save(tmp_path / "base")),
+        manifest,
+        training_config(tmp_path / "checkpoints", "fsdp", 2),
+        tmp_path / "checkpoints" / "run",
+        tmp_path / "job",
+    )
+    assert result.strategy == "fsdp" and result.world_size == 2
+    a, b = weights(model), weights(ddp)
+    assert max_difference(a, b) < 2e-3  # as DDP against one process: reduction order only
+    assert relative_difference(a, b, weights(tiny_model)) < 0.02
+    assert [epoch.val_accuracy for epoch in result.history] == [epoch.val_accuracy for epoch in ddp_result.history]
 
 
 def free_port() -> int:

@@ -74,3 +74,16 @@ def test_mixed_precision_trains_on_cpu(tiny_classifier_config, splits, tmp_path,
     assert result.precision == precision and result.device == "cpu"
     assert losses[-1] < losses[0], losses
     assert {tensor.dtype for tensor in best.state_dict().values()} == {torch.float32}
+
+
+def test_with_no_augmentation_the_decoded_cache_trains_the_weights_of_decoding_every_epoch(
+    tiny_classifier_config, splits, tmp_path
+):
+    train, val, _ = splits
+    models = {}
+    for cached in (False, True):
+        model = build_classifier(tiny_classifier_config, HAR_LABELS)
+        config = _config(tmp_path / str(cached), epochs=2, augmentation="none", decoded_cache=cached)
+        models[cached], _ = train_classifier(model, train, val, config)
+    uncached, cached = models[False].state_dict(), models[True].state_dict()
+    assert all(torch.equal(uncached[name], cached[name]) for name in uncached)
