@@ -120,10 +120,20 @@ def zenml_client(session_dir: Path):
 # built from it, once per session.
 @pytest.fixture(scope="session")
 def serving_config():
-    from har_core.runtime.settings import ServingConfig
+    from har_core.runtime.settings import ServingConfig, VideoConfig
 
-    # Small limits so the limit tests send small bodies; a batching deadline long enough for 200 queued requests.
-    return ServingConfig(max_batch_size=16, max_latency_ms=20_000, max_request_bytes=1024 * 1024, max_custom_labels=8)
+    # Small limits so the limit tests send small bodies and videos; a batching deadline long enough for 200 queued
+    # requests.
+    video = VideoConfig(
+        max_bytes=512 * 1024,
+        max_duration_s=30,
+        max_frames=20,
+        max_frame_pixels=320 * 240,
+        max_decoded_pixels=320 * 240 * 100,
+    )
+    return ServingConfig(
+        max_batch_size=16, max_latency_ms=20_000, max_request_bytes=1024 * 1024, max_custom_labels=8, video=video
+    )
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import pandas as pd
 if TYPE_CHECKING:  # the evaluation module imports torch; the charts only read the report's fields
     from har_core.evaluation.metrics import EvaluationReport
     from har_core.runtime.predictor import Prediction
+    from har_core.runtime.video_scoring import VideoPrediction
 
 MISTAKES_PATH = "mistakes"  # the mistakes page's url_path (viewer/app.py)
 
@@ -28,6 +29,45 @@ def predictions_chart(predictions: Sequence[Prediction]) -> alt.Chart:
             tooltip=["label", alt.Tooltip("probability:Q", format=".3f")],
         )
     )
+
+
+def timeline_chart(video: VideoPrediction) -> alt.VConcatChart:
+    """A video's action segments as coloured bars over time, above each sampled frame's own top score."""
+    segments = pd.DataFrame([segment.model_dump() for segment in video.segments])
+    frames = pd.DataFrame(
+        [{"time_s": f.time_s, "label": f.predictions[0].label, "score": f.predictions[0].score} for f in video.frames]
+    )
+    time_axis = alt.Scale(domain=[0, video.duration_s])
+    bars = (
+        alt.Chart(segments, title="Action segments")
+        .mark_bar(height=28)
+        .encode(
+            x=alt.X("start_s:Q", title=None, scale=time_axis),
+            x2="end_s:Q",
+            color=alt.Color("label:N", legend=alt.Legend(orient="bottom", title=None)),
+            tooltip=[
+                "label",
+                alt.Tooltip("start_s:Q", format=".2f"),
+                alt.Tooltip("end_s:Q", format=".2f"),
+                alt.Tooltip("mean_score:Q", format=".3f"),
+                "frames",
+            ],
+        )  # fmt: skip
+        .properties(height=40)
+    )
+    names = bars.mark_text(align="left", dx=4, color="white").encode(text="label:N")
+    points = (
+        alt.Chart(frames, title="Each sampled frame's top label")
+        .mark_circle(size=40)
+        .encode(
+            x=alt.X("time_s:Q", title="seconds", scale=time_axis),
+            y=alt.Y("score:Q", title="probability"),
+            color="label:N",
+            tooltip=[alt.Tooltip("time_s:Q", format=".2f"), "label", alt.Tooltip("score:Q", format=".3f")],
+        )
+        .properties(height=160)
+    )
+    return alt.vconcat(bars + names, points)
 
 
 def history_chart(history: pd.DataFrame, metrics: Sequence[str], title: str) -> alt.Chart:

@@ -209,7 +209,7 @@ class VideoReader:
             raise VideoTooLargeError(
                 f"{self.name}: {info.duration_s:.1f} s long, over max_duration_s {config.max_duration_s:g}."
             )
-        if info.duration_s is not None and math.floor(info.duration_s * config.sample_fps) + 1 > config.max_frames:
+        if info.duration_s is not None and math.ceil(info.duration_s * config.sample_fps - 1e-6) > config.max_frames:
             raise VideoTooLargeError(
                 f"{self.name}: {info.duration_s:.1f} s at {config.sample_fps:g} fps is more than max_frames "
                 f"{config.max_frames} frames to score."

@@ -145,6 +145,23 @@ def test_a_camera_photo_is_scored(page, viewer_url):
     screenshot(page, "predict-camera")
 
 
+def test_a_video_shows_its_timeline_of_segments(page, viewer_url, synthetic_root, tmp_path):
+    from tests.videos import FIRST_LABEL, SECOND_LABEL, first_image, two_label_frames, write_video
+
+    frames = two_label_frames(
+        first_image(synthetic_root, FIRST_LABEL, 128), first_image(synthetic_root, SECOND_LABEL, 128), 10, 6.0, 3.0
+    )
+    video = write_video(tmp_path / "two-actions.webm", frames, 10, "libvpx")
+    page.goto(viewer_url)
+    page.get_by_text("Answering with the local onnx export").wait_for()
+    page.locator("input[type=file]").set_input_files([str(video)])
+    page.locator("h3").filter(has_text="two-actions.webm ·").wait_for()
+    page.locator("[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg").first.wait_for()
+    page.locator("video").first.wait_for()
+    page.wait_for_timeout(1500)
+    screenshot(page, "predict-video")
+
+
 def test_runs_page_lists_the_run(page, viewer_url, viewer_run):
     run, _ = viewer_run
     page.set_viewport_size({"width": 1400, "height": 2300})  # the whole page in one screenshot
