@@ -29,3 +29,10 @@ BENTO_ARTIFACT = "bento"
 DEPLOYMENT_ARTIFACT = "deployment"
 DEPLOY_STEP = "deploy_bento"
 PROJECT_SERVICE_NAME = "har_clip_deployment"  # pipeline name the model deployer files our services under
+
+# Batch inference: the model and format chosen, the predictions table and its summary.
+INFERENCE_PIPELINE = "inference_pipeline"
+INFERENCE_PLAN_ARTIFACT = "inference_plan"
+PREDICTIONS_ARTIFACT = "predictions"  # a pandas DataFrame, stored as parquet
+PREDICTION_SUMMARY_ARTIFACT = "prediction_summary"
+PREDICT_FILES_STEP = "predict_files"
