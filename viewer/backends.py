@@ -51,6 +51,7 @@ class Backend(Protocol):
     description: str
     labels: list[str]
     supports_custom_labels: bool
+    needs_encoded_image: bool  # whether `predict` reads `data` (the encoded file) rather than the decoded image
 
     def predict(
         self, image: Image.Image, data: bytes, name: str, top_k: int, labels: Sequence[str] | None = None
@@ -61,6 +62,8 @@ class Backend(Protocol):
 
 class LocalBackend:
     """A `Predictor` on an export directory, in this process."""
+
+    needs_encoded_image = False
 
     def __init__(self, predictor: Predictor, model: dict[str, str], video: VideoConfig | None = None) -> None:
         self.predictor = predictor
@@ -93,7 +96,9 @@ class LocalBackend:
 
 
 class BentoBackend:
-    """The har-clip Bento service's HTTP API (`/readyz`, `/metadata`, `/predict`, `/classify`)."""
+    """The har-clip Bento service's HTTP API (`/readyz`, `/metadata`, `/predict`, `/classify`, `/predict_video`)."""
+
+    needs_encoded_image = True
 
     def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0) -> None:
         self.url = url.rstrip("/")

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # the evaluation module imports torch; the charts only read t
     from har_core.evaluation.metrics import EvaluationReport
     from har_core.runtime.predictor import Prediction
     from har_core.runtime.video_scoring import VideoPrediction
+    from viewer.live_scoring import LiveState
 
 MISTAKES_PATH = "mistakes"  # the mistakes page's url_path (viewer/app.py)
 
@@ -53,9 +54,8 @@ def timeline_chart(video: VideoPrediction) -> alt.VConcatChart:
                 "frames",
             ],
         )  # fmt: skip
-        .properties(height=40)
+        .properties(height=40, width="container")
     )
-    names = bars.mark_text(align="left", dx=4, color="white").encode(text="label:N")
     points = (
         alt.Chart(frames, title="Each sampled frame's top label")
         .mark_circle(size=40)
@@ -65,9 +65,31 @@ def timeline_chart(video: VideoPrediction) -> alt.VConcatChart:
             color="label:N",
             tooltip=[alt.Tooltip("time_s:Q", format=".2f"), "label", alt.Tooltip("score:Q", format=".3f")],
         )
-        .properties(height=160)
+        .properties(height=160, width="container")
     )
-    return alt.vconcat(bars + names, points)
+    return alt.vconcat(bars, points)
+
+
+def live_chart(live: LiveState, top: int = 3) -> alt.Chart:
+    """The smoothed probability over time of the `top` labels leading now (the rolling window of the stream)."""
+    latest = live.history[-1].probabilities
+    leaders = sorted(range(len(live.labels)), key=lambda i: -latest[i])[:top]
+    rows = [
+        {"seconds": point.time_s, "label": live.labels[i], "probability": point.probabilities[i]}
+        for point in live.history
+        for i in leaders
+    ]
+    return (
+        alt.Chart(pd.DataFrame(rows), title=f"Top {top} labels, smoothed")
+        .mark_line()
+        .encode(
+            x=alt.X("seconds:Q", scale=alt.Scale(zero=False)),
+            y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("label:N", sort=[live.labels[i] for i in leaders]),
+            tooltip=["label", alt.Tooltip("seconds:Q", format=".1f"), alt.Tooltip("probability:Q", format=".3f")],
+        )
+        .properties(height=200)
+    )
 
 
 def history_chart(history: pd.DataFrame, metrics: Sequence[str], title: str) -> alt.Chart:

@@ -7,6 +7,7 @@ minimum length turn the flicker into the segments a person would mark.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
@@ -48,12 +49,16 @@ def segments(
     labels: Sequence[str],
     min_segment_s: float,
     end_s: float,
+    refine: int = 0,
 ) -> list[ActionSegment]:
     """Runs of the smoothed top label, runs shorter than `min_segment_s` merged into a neighbour.
 
-    A boundary lies halfway between the last frame of one run and the first of the next, so it is off from the true
-    change by at most half a sampling step when every frame is right; the first segment starts at 0 and the last
-    ends at `end_s`. `mean_score` is the label's mean raw (unsmoothed) probability over the segment's frames.
+    Smoothing shifts a change towards the less confident side (an average of a weak "a" and a strong "b" is "b"),
+    so each boundary is then moved, by at most `refine` frames, to where the raw probabilities split best between
+    the two labels (pass the smoothing window's half-width). A boundary lies halfway between the last frame of one
+    run and the first of the next, so it is off from the true change by at most half a sampling step when every
+    frame is right; the first segment starts at 0 and the last ends at `end_s`. `mean_score` is the label's mean
+    raw (unsmoothed) probability over the segment's frames.
     """
     times = np.asarray(times, dtype=np.float64)
     if len(times) == 0:
@@ -68,6 +73,9 @@ def segments(
         index = min(short, key=lambda i: bounds[i][1] - bounds[i][0])
         winners[runs[index][0] : runs[index][1]] = _absorbing_label(runs, index, winners, smoothed)
         runs = _runs(winners)
+    for boundary in range(1, len(runs)):
+        _refine_boundary(winners, _runs(winners), boundary, probabilities, refine)
+    runs = _runs(winners)
     return [
         ActionSegment(
             label=labels[winners[first]],
@@ -92,9 +100,53 @@ def _bounds(times: np.ndarray, runs: list[tuple[int, int]], end_s: float) -> lis
     return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
+def _refine_boundary(
+    winners: np.ndarray, runs: list[tuple[int, int]], boundary: int, probabilities: np.ndarray, reach: int
+) -> None:
+    """Move the start of run `boundary` by up to `reach` frames to where the raw probabilities of the labels on
+    either side split best (both runs keep at least one frame; ties keep it where it was)."""
+    if reach <= 0:
+        return
+    (first, _), (start, stop) = runs[boundary - 1], runs[boundary]
+    before, after = winners[first], winners[start]
+    low, high = max(first, start - reach - 1), min(stop, start + reach + 1)
+    cuts = range(max(first + 1, start - reach), min(stop - 1, start + reach) + 1)
+
+    def fit(cut: int) -> tuple[float, int]:
+        score = probabilities[low:cut, before].sum() + probabilities[cut:high, after].sum()
+        return float(score), -abs(cut - start)
+
+    best = max(cuts, key=fit)
+    winners[low:best] = before
+    winners[best:high] = after
+
+
 def _absorbing_label(runs: list[tuple[int, int]], index: int, winners: np.ndarray, smoothed: np.ndarray) -> int:
     """The neighbour's label that the short run's frames score higher (smoothed) on average."""
     first, stop = runs[index]
     neighbours = [runs[i][0] for i in (index - 1, index + 1) if 0 <= i < len(runs)]
     candidates = {int(winners[start]) for start in neighbours}
     return max(candidates, key=lambda label: smoothed[first:stop, label].mean())
+
+
+class RunningSmoother:
+    """Smoothed probabilities of a live stream, one frame at a time: an exponential moving average (`ema`, weight
+    `alpha` on the newest frame) or the mean of the last `window` frames (`window`)."""
+
+    def __init__(self, method: str = "ema", alpha: float = 0.3, window: int = 5) -> None:
+        if method not in ("ema", "window"):
+            raise ValueError(f"smoothing must be 'ema' or 'window', got {method!r}")
+        if not 0 < alpha <= 1 or window < 1:
+            raise ValueError(f"alpha must be in (0, 1] and window >= 1, got {alpha} and {window}")
+        self.method, self.alpha, self.window = method, alpha, window
+        self._recent: deque[np.ndarray] = deque(maxlen=window)
+        self._average: np.ndarray | None = None
+
+    def update(self, probabilities: np.ndarray) -> np.ndarray:
+        """The smoothed probabilities after this frame (a new array; the input is kept as it is)."""
+        row = np.asarray(probabilities, dtype=np.float64)
+        if self.method == "window":
+            self._recent.append(row)
+            return np.mean(self._recent, axis=0)
+        self._average = row.copy() if self._average is None else self.alpha * row + (1 - self.alpha) * self._average
+        return self._average.copy()

@@ -68,7 +68,8 @@ def score_video(
     smoothed = smooth(probabilities, config.smoothing_window)
     frame_gap = 1.0 / (reader.info.frame_rate or config.sample_fps)
     duration = max(reader.info.duration_s or 0.0, times[-1] + frame_gap)
-    found = segments(times, probabilities, smoothed, names, config.min_segment_s, duration)
+    reach = config.smoothing_window // 2
+    found = segments(times, probabilities, smoothed, names, config.min_segment_s, duration, refine=reach)
     top_k = max(1, min(top_k, len(names)))
     frames = [
         FrameScores(

@@ -126,7 +126,7 @@ def test_a_video_upload_shows_the_segments_the_export_finds(app, viewer_run, syn
     [error] = texts(at.error)
     assert error.startswith("cut.mp4: ")
     [timeline] = charts(at)
-    assert timeline["vconcat"][1]["title"] == "Each sampled frame's top label"
+    assert [chart["title"] for chart in timeline["vconcat"]] == ["Action segments", "Each sampled frame's top label"]
     assert len(chart_rows(at, 0)) == len(expected.segments)
     assert len(at.get("video")) == 1
 

@@ -172,7 +172,11 @@ if st.toggle("Use the camera"):
     shot = st.camera_input("Take a picture")
     if shot is not None:
         files.append(("camera.jpg", shot.getvalue()))
-if not files:
+if st.toggle("Live camera (WebRTC)", help="Stream the camera and see the current action, scored live."):
+    from viewer.webcam import show_live
+
+    show_live(backend)
+elif not files:
     st.info(
         "Upload images (or turn on the camera) to see the model's top labels, or a video to see its action segments."
     )

@@ -54,3 +54,35 @@ def test_one_label_throughout_is_one_segment_over_the_whole_video():
     found = segments([0.0, 0.5, 1.0, 1.5], probabilities, probabilities, LABELS, min_segment_s=5.0, end_s=1.9)
     assert [(s.label, s.start_s, s.end_s) for s in found] == [("b", 0.0, 1.9)]
     assert segments([], np.zeros((0, 3)), np.zeros((0, 3)), LABELS, 1.0, 0.0) == []
+
+
+def test_running_smoothers_follow_a_change_at_their_configured_pace():
+    from har_core.runtime.timeline import RunningSmoother
+
+    before, after = one_hot([0])[0], one_hot([2])[0]
+    ema = RunningSmoother("ema", alpha=0.5)
+    assert ema.update(before).argmax() == 0
+    first = ema.update(after)
+    np.testing.assert_allclose(first, 0.5 * after + 0.5 * before)
+    assert ema.update(after).argmax() == 2  # 0.75 of the way after two frames
+    window = RunningSmoother("window", window=3)
+    for row in (before, before, after):
+        smoothed = window.update(row)
+    np.testing.assert_allclose(smoothed, (2 * before + after) / 3)
+    assert window.update(after).argmax() == 2 and window.update(after)[0] == pytest.approx(after[0])
+    with pytest.raises(ValueError, match="smoothing must be"):
+        RunningSmoother("median")
+
+
+def test_a_boundary_shifted_by_smoothing_is_moved_back_to_where_the_raw_scores_change():
+    """A weak `a` next to a strong `c`: the smoothed label turns `c` a frame early; refining undoes it."""
+    times = np.arange(10) * 0.5
+    weak_a = np.array([0.40, 0.35, 0.25])
+    strong_c = np.array([0.05, 0.05, 0.90])
+    probabilities = np.array([weak_a] * 6 + [strong_c] * 4)
+    smoothed = smooth(probabilities, 3)
+    assert smoothed[5].argmax() == 2  # the last `a` frame already reads `c` after smoothing
+    shifted = segments(times, probabilities, smoothed, LABELS, min_segment_s=0.0, end_s=5.0)
+    refined = segments(times, probabilities, smoothed, LABELS, min_segment_s=0.0, end_s=5.0, refine=1)
+    assert [(s.label, s.end_s) for s in shifted][0] == ("a", 2.25)
+    assert [(s.label, s.start_s, s.end_s, s.frames) for s in refined] == [("a", 0.0, 2.75, 6), ("c", 2.75, 5.0, 4)]
