@@ -13,6 +13,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIGS = {
     "training": PROJECT_ROOT / "configs" / "training.yaml",
     "deployment": PROJECT_ROOT / "configs" / "deployment.yaml",
+    "inference": PROJECT_ROOT / "configs" / "inference.yaml",
 }
 # Operations around the deployment pipeline: commands (no ZenML pipeline run is recorded for them).
 COMMANDS = {
@@ -30,6 +31,7 @@ Examples:
   python run.py --command undeploy         # command: stop and remove that deployment
   python run.py --command rollback         # command: deploy the previous production version, then restore its stage
   python run.py --reproduce production     # re-run how that model version was trained and compare (or a run name)
+  python run.py --pipeline inference       # configs/inference.yaml: score a folder's images and videos
 \b
 Stacks: `python -m stacks.register local` registers the local stack; switch with `zenml stack set NAME`.
 """
@@ -78,6 +80,10 @@ def main(
         name = command or pipeline
         return run_deployment_command(name, config_path or {**DEFAULT_CONFIGS, **COMMANDS}[name])
     config_path = config_path or DEFAULT_CONFIGS[pipeline]
+    if pipeline == "inference":
+        from pipelines.inference_cli import run_inference
+
+        return run_inference(config_path, no_cache, PROJECT_ROOT)
     # W&B writes offline runs under $WANDB_DIR/wandb, else under the working directory: the project's, always.
     os.environ.setdefault("WANDB_DIR", str(PROJECT_ROOT))
     _check_before_run(config_path)

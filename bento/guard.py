@@ -39,7 +39,9 @@ IMAGE_MEDIA_TYPES = ("image/", "application/octet-stream")
 class RequestGuard:
     """ASGI middleware. `token`: None for no auth; `file_fields`: route -> multipart file fields it needs;
     `internal_routes`: routes only the service itself may call (its batchable API); `openapi`: the document served
-    at `/docs.json`; `form_fields`: route -> its other multipart fields, refused when sent twice."""
+    at `/docs.json`; `form_fields`: route -> its other multipart fields, refused when sent twice; `media_types`: route
+    -> the content-type prefixes its files may have (default: images); `route_max_bytes`: route -> its own body
+    limit instead of `max_request_bytes` (a video is larger than a batch of images)."""
 
     def __init__(
         self,
@@ -50,8 +52,12 @@ class RequestGuard:
         internal_routes: tuple[str, ...] = (),
         openapi: Callable[[], dict[str, Any]] | None = None,
         form_fields: Mapping[str, tuple[str, ...]] | None = None,
+        media_types: Mapping[str, tuple[str, ...]] | None = None,
+        route_max_bytes: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
+        self.media_types = dict(media_types or {})
+        self.route_max_bytes = dict(route_max_bytes or {})
         self.form_fields = dict(form_fields or {})  # route -> its non-file multipart fields (each read once)
         self.openapi = functools.cache(openapi) if openapi else None
         self.token = token.encode() if token else None
@@ -68,7 +74,7 @@ class RequestGuard:
         problem = self._check_headers(scope, headers)
         body = b""
         if problem is None:
-            body, problem = await self._read_body(receive)
+            body, problem = await self._read_body(receive, self._max_bytes(scope))
         if problem is None and scope["path"] in self.file_fields:
             problem = await self._check_uploads(scope, body, self.file_fields[scope["path"]])
         if problem is not None:
@@ -89,8 +95,8 @@ class RequestGuard:
             if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), self.token):
                 return 401, "Missing or wrong bearer token: send `Authorization: Bearer <token>`."
         length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_request_bytes:
-            return 413, f"The request body is {int(length):,} bytes; the limit is {self.max_request_bytes:,} bytes."
+        if length is not None and length.isdigit() and int(length) > self._max_bytes(scope):
+            return 413, f"The request body is {int(length):,} bytes; the limit is {self._max_bytes(scope):,} bytes."
         content_type = headers.get("content-type", "")
         media_type = content_type.split(";")[0].strip().lower()
         if media_type == "multipart/form-data" and "boundary=" not in content_type.lower():
@@ -100,12 +106,15 @@ class RequestGuard:
         if scope["path"] in self.file_fields and media_type != "multipart/form-data":
             fields = ", ".join(self.file_fields[scope["path"]])
             return 415, (
-                f"{scope['path']} takes multipart/form-data with the image file(s) in field {fields!r}; "
+                f"{scope['path']} takes multipart/form-data with the file(s) in field {fields!r}; "
                 f"got content type {media_type or 'none'!r}."
             )
         return None
 
-    async def _read_body(self, receive: Receive) -> tuple[bytes, tuple[int, str] | None]:
+    def _max_bytes(self, scope: Scope) -> int:
+        return self.route_max_bytes.get(scope["path"], self.max_request_bytes)
+
+    async def _read_body(self, receive: Receive, max_bytes: int) -> tuple[bytes, tuple[int, str] | None]:
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -113,8 +122,8 @@ class RequestGuard:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_request_bytes:
-                return b"", (413, f"The request body is over the limit of {self.max_request_bytes:,} bytes.")
+            if size > max_bytes:
+                return b"", (413, f"The request body is over the limit of {max_bytes:,} bytes.")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -131,16 +140,18 @@ class RequestGuard:
             repeated = sorted({key for key in declared if len(form.getlist(key)) > 1})
             if repeated:  # BentoML would read one of them and ignore the rest
                 return 400, f"Multipart field {repeated[0]!r} is sent more than once; send it once."
+            accepted = self.media_types.get(scope["path"], IMAGE_MEDIA_TYPES)
+            kind = "an image" if accepted == IMAGE_MEDIA_TYPES else f"one of {', '.join(accepted)}"
             for field in fields:
                 values = form.getlist(field)
                 if not values:
-                    return 400, f"Multipart field {field!r} is missing: upload the image file(s) there."
+                    return 400, f"Multipart field {field!r} is missing: upload the file(s) there."
                 for value in values:
                     if not isinstance(value, UploadFile):
                         return 400, f"Multipart field {field!r} must be an uploaded file, not a text value."
                     media_type = (value.content_type or "application/octet-stream").lower()
-                    if not media_type.startswith(IMAGE_MEDIA_TYPES):
-                        return 415, f"{value.filename or field}: content type {media_type!r} is not an image."
+                    if not media_type.startswith(accepted):
+                        return 415, f"{value.filename or field}: content type {media_type!r} is not {kind}."
         finally:
             await form.close()
         return None

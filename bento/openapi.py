@@ -40,16 +40,29 @@ UPLOAD_ERRORS = {
     "422": "An upload is not a decodable image (empty, truncated, not an image format).",
 }
 
+# `/predict_video`: the video's own limits (the serving config's `video` block) and what an unreadable video is.
+VIDEO_ROUTE_ERRORS = {
+    "/predict_video": {
+        "413": "The body is over video.max_bytes, or the video is over a limit of the serving config's `video` block: "
+        "max_duration_s, max_frames (sampled frames), max_frame_pixels or max_decoded_pixels (the message names it).",
+        "415": "The body is not multipart/form-data, or the file part's content type is not a video.",
+        "422": "The upload is not a readable video: empty, corrupt or truncated, a container other than MP4/MOV, "
+        "Matroska/WebM, AVI, MPEG-PS/TS or Ogg, or no video stream.",
+    }
+}
+
 
 def published_spec(
     spec: dict[str, Any],
     upload_routes: Iterable[str],
     internal_routes: Iterable[str],
     constraints: Mapping[str, Mapping[str, dict[str, Any]]],
+    route_errors: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict:
     """`spec` (BentoML's, as a dict) with internal routes removed, each API's error answers documented, the request
     body marked required where it has required fields, and the service's limits on its fields (`constraints`: route
-    -> field -> JSON-schema keywords: a batch of 0 images, a label list of 0 labels are refused, so say so)."""
+    -> field -> JSON-schema keywords: a batch of 0 images, a label list of 0 labels are refused, so say so).
+    `route_errors` replaces the descriptions of some statuses on some routes (route -> status -> description)."""
     spec = copy.deepcopy(spec)
     uploads = set(upload_routes)
     for route in internal_routes:
@@ -58,7 +71,11 @@ def published_spec(
         operation = item.get("post")
         if operation is None:  # GET probes and metrics: BentoML's own, unchanged
             continue
-        errors = {**COMMON_ERRORS, **(UPLOAD_ERRORS if route in uploads else {})}
+        errors = {
+            **COMMON_ERRORS,
+            **(UPLOAD_ERRORS if route in uploads else {}),
+            **(route_errors or {}).get(route, {}),
+        }
         responses = {str(code): answer for code, answer in operation["responses"].items() if str(code).startswith("2")}
         for code, description in sorted(errors.items()):
             responses[code] = {

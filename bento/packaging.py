@@ -31,6 +31,7 @@ SERVICE_FILES = (
     "bento/__init__.py",
     "bento/service.py",
     "bento/decoding.py",
+    "bento/video.py",
     "bento/watchdog.py",
     "bento/openapi.py",
     "bento/guard.py",
@@ -44,7 +45,7 @@ LIBRARY_FILES = ("har_core/__init__.py", "har_core/legacy.py", "har_core/runtime
 MODEL_CODE_FILES = ("har_core/config.py", "har_core/model/*.py")
 # What the service imports at run time besides bentoml (BentoML adds itself), per format; versions are pinned
 # to this environment's at build time.
-COMMON_PACKAGES = ("numpy", "pillow", "pydantic", "pyyaml", "safetensors", "tokenizers")
+COMMON_PACKAGES = ("av", "numpy", "pillow", "pydantic", "pyyaml", "safetensors", "tokenizers")
 RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
     "onnx": ("onnxruntime",),
     "onnx-int8": ("onnxruntime",),

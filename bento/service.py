@@ -33,8 +33,9 @@ from starlette.responses import JSONResponse
 from bento.decoding import DecodeBusyError, PixelBudget, decode_crops, decode_uploads
 from bento.drain import refuse_new_connections_on_sigterm
 from bento.guard import RequestGuard
-from bento.openapi import published_spec
+from bento.openapi import VIDEO_ROUTE_ERRORS, published_spec
 from bento.settings import bento_model_tag, load_serving_config
+from bento.video import VIDEO_MEDIA_TYPES, VideoLimitsError, VideoPredictResponse, score_upload, upload_limit
 from bento.watchdog import record_clean_exit, start_watchdog
 from har_core.runtime.images import ImageTooLargeError, InvalidImageError
 from har_core.runtime.memory import return_large_frees_to_the_os
@@ -215,6 +216,26 @@ class HarClipService:
         return PredictResponse(predictions=ranked[0], model=self.model_info, inference_ms=elapsed)
 
     @bentoml.api
+    async def predict_video(self, video: Path, top_k: TopK = CONFIG.default_top_k) -> VideoPredictResponse:
+        """Action segments and every sampled frame's top labels for one uploaded video (multipart field `video`;
+        MP4/MOV, Matroska/WebM, AVI, MPEG or Ogg; limits and sampling: `/metadata`'s `limits.video`)."""
+        try:
+            self._check_top_k(top_k, len(self.predictor.labels))
+            started = time.perf_counter()
+            result = await asyncio.get_running_loop().run_in_executor(
+                self.decoders, score_upload, self.predictor, video, _upload_name(video), CONFIG.video,
+                self.decode_budget, CONFIG.timeout_s, top_k,
+            )  # fmt: skip
+        except VideoLimitsError as error:
+            return _error(BadRequest(error.status, str(error)))
+        except DecodeBusyError as error:
+            return _error(BadRequest(503, str(error)))
+        except BadRequest as error:
+            return _error(error)
+        elapsed = (time.perf_counter() - started) * 1000
+        return VideoPredictResponse(**result.model_dump(), model=self.model_info.model_dump(), inference_ms=elapsed)
+
+    @bentoml.api
     def metadata(self) -> dict[str, Any]:
         """The served model: labels, prompt templates, version, format, preprocessing, parity and request limits."""
         manifest = self.predictor.manifest
@@ -236,6 +257,7 @@ class HarClipService:
                     "max_custom_labels",
                     "max_label_chars",
                     "timeout_s",
+                    "video",
                 }
             ),
             "auth_required": bool(os.environ.get(API_TOKEN_ENV)),
@@ -344,6 +366,7 @@ def _published_spec() -> dict[str, Any]:
             "top_k": {"maximum": labels},
             "images": {"minItems": 1, "maxItems": CONFIG.max_batch_images},
         },
+        "/predict_video": {"top_k": {"maximum": labels}},
         "/classify": {
             "top_k": {"maximum": CONFIG.max_custom_labels, "nullable": True},
             "labels": {
@@ -355,10 +378,17 @@ def _published_spec() -> dict[str, Any]:
             },
         },
     }
-    return published_spec(HarClipService.openapi_spec.asdict(), FILE_FIELDS, INTERNAL_ROUTES, constraints)
+    return published_spec(
+        HarClipService.openapi_spec.asdict(), FILE_FIELDS, INTERNAL_ROUTES, constraints, VIDEO_ROUTE_ERRORS
+    )
 
 
-FILE_FIELDS = {"/predict": ("image",), "/predict_batch": ("images",), "/classify": ("image",)}
+FILE_FIELDS = {
+    "/predict": ("image",),
+    "/predict_batch": ("images",),
+    "/classify": ("image",),
+    "/predict_video": ("video",),
+}
 HarClipService.add_asgi_middleware(
     RequestGuard,
     token=os.environ.get(API_TOKEN_ENV) or None,
@@ -366,5 +396,12 @@ HarClipService.add_asgi_middleware(
     file_fields=FILE_FIELDS,
     internal_routes=INTERNAL_ROUTES,
     openapi=lambda: _published_spec(),
-    form_fields={"/predict": ("top_k",), "/predict_batch": ("top_k",), "/classify": ("labels", "top_k")},
+    form_fields={
+        "/predict": ("top_k",),
+        "/predict_batch": ("top_k",),
+        "/classify": ("labels", "top_k"),
+        "/predict_video": ("top_k",),
+    },
+    media_types={"/predict_video": VIDEO_MEDIA_TYPES},
+    route_max_bytes={"/predict_video": upload_limit(CONFIG.video)},
 )

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from har_core.runtime.labels import DEFAULT_TEMPLATES, build_prompts
-from har_core.runtime.settings import ExportFormatName, ParityThresholds, ServingConfig, StrictConfig
+from har_core.runtime.settings import ExportFormatName, ParityThresholds, ServingConfig, StrictConfig, VideoConfig
 
 DEFAULT_BACKBONE = "openai/clip-vit-base-patch16"
 DEFAULT_HF_DATASET = "Bingsu/Human_Action_Recognition"
@@ -291,6 +291,57 @@ class DeploymentPipelineParameters(StrictConfig):
 
     deployment: DeploymentConfig = DeploymentConfig()
     serving: ServingConfig = ServingConfig()
+
+
+class InferenceInputConfig(StrictConfig):
+    """The files a batch inference run scores: images and videos (by suffix) anywhere below one folder.
+
+    `folder`: `path` is a local folder. `artifact_store`: `path` is a prefix on the active stack's artifact store
+    (`s3://bucket/incoming/` on an S3 store, or relative to the store's root), read through the store's own
+    credentials, so it works wherever the scoring step runs. `dvc`: the DVC-tracked folder `dvc` names, at a git
+    revision (fetched once per version, md5-checked, as `data.source: dvc` is for training).
+    """
+
+    source: Literal["folder", "artifact_store", "dvc"] = "folder"
+    path: str | None = None
+    dvc: DvcDataConfig = DvcDataConfig()
+    cache_dir: Path = DEFAULT_CACHE_DIR / "data"  # where DVC versions are fetched to
+    max_files: int = Field(100_000, ge=1)  # more files found is an error: split the input
+    max_image_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # a larger image file is unreadable (listed)
+
+    @model_validator(mode="after")
+    def _path_fits_the_source(self) -> InferenceInputConfig:
+        if self.source in ("folder", "artifact_store") and not self.path:
+            raise ValueError(f"input.path is required with input.source: {self.source}")
+        if self.source == "dvc" and self.path:
+            raise ValueError("input.path is not used with input.source: dvc; set input.dvc.path")
+        return self
+
+
+class InferenceConfig(StrictConfig):
+    """Which model scores the files, how, and what happens to files that cannot be read.
+
+    `model_version`: a stage or a version number. `format`: None picks the format that version is deployed as (the
+    deployment pipeline records it on the version), else the fastest format that passed its parity gate.
+    `on_error: skip` lists unreadable files in the summary and goes on; `fail` stops at the first one.
+    """
+
+    model_version: Literal["production", "staging", "latest"] | int = "production"
+    format: ExportFormatName | None = None
+    input: InferenceInputConfig = InferenceInputConfig(path="data/incoming")
+    top_k: int = Field(5, ge=1)
+    batch_size: int = Field(32, ge=1, le=1024)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1)
+    on_error: Literal["skip", "fail"] = "skip"
+    video: VideoConfig = VideoConfig()
+    output_dir: Path = DEFAULT_CACHE_DIR / "predictions"  # the CSV export: <output_dir>/<run name>.csv
+
+
+class InferencePipelineParameters(StrictConfig):
+    """The `parameters:` block of a batch inference run config (configs/inference.yaml)."""
+
+    inference: InferenceConfig = InferenceConfig()
 
 
 class MultiNodeTrainingParameters(TrainingPipelineParameters):

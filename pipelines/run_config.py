@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import ValidationError
 
-from har_core.config import DeploymentPipelineParameters, TrainingPipelineParameters
+from har_core.config import DeploymentPipelineParameters, InferencePipelineParameters, TrainingPipelineParameters
 
-P = TypeVar("P", TrainingPipelineParameters, DeploymentPipelineParameters)
+P = TypeVar("P", TrainingPipelineParameters, DeploymentPipelineParameters, InferencePipelineParameters)
 
 # The fields of zenml.config.pipeline_run_configuration.PipelineRunConfiguration (ZenML 0.98); kept equal to
 # them by tests/pipelines/test_run_config.py, so importing ZenML is not needed to spot a misspelt key.
@@ -71,6 +71,11 @@ def load_training_run_config(
 def load_deployment_run_config(path: str | Path) -> DeploymentPipelineParameters:
     """The deployment pipeline's config, validated the same way."""
     return load_run_config(path, DeploymentPipelineParameters)
+
+
+def load_inference_run_config(path: str | Path) -> InferencePipelineParameters:
+    """The batch inference pipeline's config, validated the same way."""
+    return load_run_config(path, InferencePipelineParameters)
 
 
 def load_run_config(path: str | Path, parameters_type: type[P]) -> P:

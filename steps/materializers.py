@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
+import pandas as pd
 from zenml.enums import ArtifactType
+from zenml.integrations.pandas.materializers.pandas_materializer import PandasMaterializer
 from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.utils import io_utils
@@ -105,3 +107,14 @@ class DatasetManifestMaterializer(BaseMaterializer):
             "revision": data.revision,
             "num_images": len(data.all_records()),
         }
+
+
+class PredictionsMaterializer(PandasMaterializer):
+    """ZenML's pandas materializer (parquet with pyarrow), for the batch predictions table. Its statistics skip
+    all-empty columns: ZenML's metadata extraction fails on an all-empty nullable column (the `frame` of a table of
+    images only) and would warn on every such run."""
+
+    def extract_metadata(self, df: pd.DataFrame) -> dict[str, Any]:
+        metadata = super().extract_metadata(df.dropna(axis="columns", how="all"))
+        metadata["shape"] = df.shape
+        return metadata

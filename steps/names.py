@@ -35,3 +35,10 @@ CODE_DIFF_ARTIFACT = "code_diff"  # the uncommitted changes of a dirty checkout 
 PROVENANCE_METADATA_KEY = "provenance"  # model version metadata: har_core.runtime.provenance.TrainingProvenance
 REPRODUCTION_METADATA_KEY = "reproduction"  # model version metadata of a reproduction: what it was compared with
 REPRODUCTION_EXTRA_KEY = "reproduces"  # run config `extra:` key telling the train step which run it re-makes
+
+# Batch inference: the model and format chosen, the predictions table and its summary.
+INFERENCE_PIPELINE = "inference_pipeline"
+INFERENCE_PLAN_ARTIFACT = "inference_plan"
+PREDICTIONS_ARTIFACT = "predictions"  # a pandas DataFrame, stored as parquet
+PREDICTION_SUMMARY_ARTIFACT = "prediction_summary"
+PREDICT_FILES_STEP = "predict_files"

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="har-clip-tests-"))
@@ -121,10 +122,20 @@ def zenml_client(session_dir: Path):
 # built from it, once per session.
 @pytest.fixture(scope="session")
 def serving_config():
-    from har_core.runtime.settings import ServingConfig
+    from har_core.runtime.settings import ServingConfig, VideoConfig
 
-    # Small limits so the limit tests send small bodies; a batching deadline long enough for 200 queued requests.
-    return ServingConfig(max_batch_size=16, max_latency_ms=20_000, max_request_bytes=1024 * 1024, max_custom_labels=8)
+    # Small limits so the limit tests send small bodies and videos; a batching deadline long enough for 200 queued
+    # requests.
+    video = VideoConfig(
+        max_bytes=512 * 1024,
+        max_duration_s=30,
+        max_frames=20,
+        max_frame_pixels=320 * 240,
+        max_decoded_pixels=320 * 240 * 100,
+    )
+    return ServingConfig(
+        max_batch_size=16, max_latency_ms=20_000, max_request_bytes=1024 * 1024, max_custom_labels=8, video=video
+    )
 
 
 @pytest.fixture(scope="session")
@@ -160,3 +171,44 @@ def container_image(bento_model, serving_config, tmp_path_factory):
     image = containerize(str(bento.tag), f"har-clip-test:{bento.tag.version}", log)
     yield image
     subprocess.run(["podman", "rmi", "-f", image], env=podman_env(), capture_output=True)  # the base image stays
+
+
+# The one tiny training run of a session (tests/viewer, tests/pipelines/test_inference_pipeline.py).
+TINY_BACKBONE = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_layers": 1, "num_heads": 2}
+
+
+def tiny_run_config(directory: Path) -> Path:
+    """configs/quickstart.yaml shrunk to seconds: 8 synthetic images per class, a one-layer CLIP, 2 epochs."""
+    config = yaml.safe_load((PROJECT_ROOT / "configs" / "quickstart.yaml").read_text())
+    parameters = config["parameters"]
+    parameters["data"]["synthetic"] = {"images_per_class": 8, "image_size": 48, "seed": 0}
+    parameters["data"]["cache_dir"] = str(directory / "data")
+    parameters["classifier"]["tiny_backbone"] = {**TINY_BACKBONE, "projection_dim": 32, "seed": 0}
+    parameters["classifier"]["cache_dir"] = str(directory / "backbones")
+    parameters["training"].update(epochs=2, output_dir=str(directory / "checkpoints"))
+    # One format, a small parity set and a short benchmark; promotion keeps its defaults (this model stays below
+    # the accuracy floor, so it is staged, and has mistakes to show).
+    parameters["export"].update(formats=["onnx"], parity_images=16, output_dir=str(directory / "exports"))
+    parameters["benchmark"].update(batch_size=2, warmup=1, latency_iterations=2, throughput_iterations=1)
+    path = directory / "viewer-tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_training_run(zenml_client, tmp_path_factory):
+    """ONE tiny training run (train, evaluate, export onnx, benchmark, promote) in the session's clean store, shared
+    by the viewer's tests and the inference pipeline's: (the run, its model version); read-only: tests must not add
+    runs to its model version."""
+    from click.testing import CliRunner
+
+    import run as run_cli
+
+    directory = tmp_path_factory.mktemp("tiny-training-run")
+    result = CliRunner().invoke(
+        run_cli.main, ["--pipeline", "training", "--config", str(tiny_run_config(directory)), "--no-cache"]
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    run = zenml_client.get_pipeline("training_pipeline").last_run
+    version = zenml_client.get_model_version(run.model_version.model.name, run.model_version.number)
+    return run, version

@@ -1,13 +1,15 @@
 """Where the predict page gets its answers: a running Bento service over HTTP, or a local `Predictor`.
 
-Both answer the same question (top-k labels for one image, optionally over the user's own labels) in the shape the
-Bento's `/predict` returns: `{"predictions": [{"label", "score"}], "model": {...}, "inference_ms"}`.
+Both answer the same questions in the shapes the Bento returns: top-k labels for one image, optionally over the
+user's own labels (`/predict`: `{"predictions": [{"label", "score"}], "model": {...}, "inference_ms"}`), and the
+action segments of a video (`/predict_video`), scored locally with the Bento's default video settings.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import mimetypes
 import time
 from collections.abc import Sequence
 from typing import Protocol
@@ -17,6 +19,9 @@ from PIL import Image
 from pydantic import BaseModel
 
 from har_core.runtime.predictor import Prediction, Predictor
+from har_core.runtime.settings import ServingConfig, VideoConfig
+from har_core.runtime.video import VideoError, VideoReader
+from har_core.runtime.video_scoring import VideoPrediction, score_video
 
 logger = logging.getLogger(__name__)
 
@@ -35,21 +40,34 @@ class Answer(BaseModel):
     inference_ms: float
 
 
+class VideoAnswer(VideoPrediction):
+    """A video's segments and frame scores, with the model that scored them (the Bento's `/predict_video` shape)."""
+
+    model: dict[str, str]
+    inference_ms: float
+
+
 class Backend(Protocol):
     description: str
     labels: list[str]
     supports_custom_labels: bool
+    needs_encoded_image: bool  # whether `predict` reads `data` (the encoded file) rather than the decoded image
 
     def predict(
         self, image: Image.Image, data: bytes, name: str, top_k: int, labels: Sequence[str] | None = None
     ) -> Answer: ...
 
+    def predict_video(self, data: bytes, name: str, top_k: int) -> VideoAnswer: ...
+
 
 class LocalBackend:
     """A `Predictor` on an export directory, in this process."""
 
-    def __init__(self, predictor: Predictor, model: dict[str, str]) -> None:
+    needs_encoded_image = False
+
+    def __init__(self, predictor: Predictor, model: dict[str, str], video: VideoConfig | None = None) -> None:
         self.predictor = predictor
+        self.video = video or ServingConfig().video  # what a Bento accepts and how it samples
         self.model = {**model, "format": predictor.format}
         self.description = f"local {predictor.format} export of {model.get('name')} version {model.get('version')}"
         self.labels = predictor.labels
@@ -65,9 +83,22 @@ class LocalBackend:
             raise PredictionRequestError(str(error)) from error
         return Answer(predictions=ranked, model=self.model, inference_ms=(time.perf_counter() - started) * 1000)
 
+    def predict_video(self, data: bytes, name: str, top_k: int) -> VideoAnswer:
+        started = time.perf_counter()
+        resize = self.predictor.manifest.preprocess.resize_shortest_edge
+        try:
+            with VideoReader(data, self.video, name=name, resize=resize) as reader:
+                result = score_video(self.predictor, reader, top_k=top_k)
+        except VideoError as error:
+            raise PredictionRequestError(str(error)) from error
+        elapsed = (time.perf_counter() - started) * 1000
+        return VideoAnswer(**result.model_dump(), model=self.model, inference_ms=elapsed)
+
 
 class BentoBackend:
-    """The har-clip Bento service's HTTP API (`/readyz`, `/metadata`, `/predict`, `/classify`)."""
+    """The har-clip Bento service's HTTP API (`/readyz`, `/metadata`, `/predict`, `/classify`, `/predict_video`)."""
+
+    needs_encoded_image = True
 
     def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0) -> None:
         self.url = url.rstrip("/")
@@ -120,6 +151,21 @@ class BentoBackend:
         if response.status_code != 200:
             raise PredictionRequestError(f"The Bento service refused {name!r}: {_error_text(response)}")
         return Answer.model_validate(response.json())
+
+    def predict_video(self, data: bytes, name: str, top_k: int) -> VideoAnswer:
+        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        try:
+            response = self.session.post(
+                f"{self.url}/predict_video",
+                files={"video": (name, data, media_type)},
+                data={"top_k": str(top_k)},
+                timeout=self.timeout_s,
+            )
+        except requests.RequestException as error:
+            raise BackendUnavailableError(f"The Bento service at {self.url} stopped answering: {error}") from error
+        if response.status_code != 200:
+            raise PredictionRequestError(f"The Bento service refused {name!r}: {_error_text(response)}")
+        return VideoAnswer.model_validate(response.json())
 
 
 def _error_text(response: requests.Response) -> str:

@@ -12,6 +12,8 @@ import pandas as pd
 if TYPE_CHECKING:  # the evaluation module imports torch; the charts only read the report's fields
     from har_core.evaluation.metrics import EvaluationReport
     from har_core.runtime.predictor import Prediction
+    from har_core.runtime.video_scoring import VideoPrediction
+    from viewer.live_scoring import LiveState
 
 MISTAKES_PATH = "mistakes"  # the mistakes page's url_path (viewer/app.py)
 
@@ -27,6 +29,66 @@ def predictions_chart(predictions: Sequence[Prediction]) -> alt.Chart:
             y=alt.Y("label:N", sort="-x", title=None),
             tooltip=["label", alt.Tooltip("probability:Q", format=".3f")],
         )
+    )
+
+
+def timeline_chart(video: VideoPrediction) -> alt.VConcatChart:
+    """A video's action segments as coloured bars over time, above each sampled frame's own top score."""
+    segments = pd.DataFrame([segment.model_dump() for segment in video.segments])
+    frames = pd.DataFrame(
+        [{"time_s": f.time_s, "label": f.predictions[0].label, "score": f.predictions[0].score} for f in video.frames]
+    )
+    time_axis = alt.Scale(domain=[0, video.duration_s])
+    bars = (
+        alt.Chart(segments, title="Action segments")
+        .mark_bar(height=28)
+        .encode(
+            x=alt.X("start_s:Q", title=None, scale=time_axis),
+            x2="end_s:Q",
+            color=alt.Color("label:N", legend=alt.Legend(orient="bottom", title=None)),
+            tooltip=[
+                "label",
+                alt.Tooltip("start_s:Q", format=".2f"),
+                alt.Tooltip("end_s:Q", format=".2f"),
+                alt.Tooltip("mean_score:Q", format=".3f"),
+                "frames",
+            ],
+        )  # fmt: skip
+        .properties(height=40, width="container")
+    )
+    points = (
+        alt.Chart(frames, title="Each sampled frame's top label")
+        .mark_circle(size=40)
+        .encode(
+            x=alt.X("time_s:Q", title="seconds", scale=time_axis),
+            y=alt.Y("score:Q", title="probability"),
+            color="label:N",
+            tooltip=[alt.Tooltip("time_s:Q", format=".2f"), "label", alt.Tooltip("score:Q", format=".3f")],
+        )
+        .properties(height=160, width="container")
+    )
+    return alt.vconcat(bars, points)
+
+
+def live_chart(live: LiveState, top: int = 3) -> alt.Chart:
+    """The smoothed probability over time of the `top` labels leading now (the rolling window of the stream)."""
+    latest = live.history[-1].probabilities
+    leaders = sorted(range(len(live.labels)), key=lambda i: -latest[i])[:top]
+    rows = [
+        {"seconds": point.time_s, "label": live.labels[i], "probability": point.probabilities[i]}
+        for point in live.history
+        for i in leaders
+    ]
+    return (
+        alt.Chart(pd.DataFrame(rows), title=f"Top {top} labels, smoothed")
+        .mark_line()
+        .encode(
+            x=alt.X("seconds:Q", scale=alt.Scale(zero=False)),
+            y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("label:N", sort=[live.labels[i] for i in leaders]),
+            tooltip=["label", alt.Tooltip("seconds:Q", format=".1f"), alt.Tooltip("probability:Q", format=".3f")],
+        )
+        .properties(height=200)
     )
 
 

@@ -34,6 +34,38 @@ class ParityThresholds(StrictConfig):
     min_embedding_cosine: float = Field(0.999, ge=-1, le=1)
 
 
+class VideoConfig(StrictConfig):
+    """How a video is sampled, scored and cut into action segments, and the limits that bound what one video costs.
+
+    Frames are taken at `sample_fps` (the first decoded frame at or after each step), scored `batch_size` at a time,
+    smoothed with a centred moving average over `smoothing_window` sampled frames, and runs of one label shorter
+    than `min_segment_s` are merged into a neighbour. Limits, each refused with a message naming it: the encoded
+    size (`max_bytes`), the duration, the sampled frames scored (`max_frames`: model time and answer size), the
+    pixels of one decoded frame (`max_frame_pixels`: the decoder's memory) and the pixels decoded in all (every
+    frame is decoded to reach the sampled ones: `max_decoded_pixels` bounds decoding time, whatever the bytes say).
+    """
+
+    sample_fps: float = Field(2.0, gt=0, le=60)
+    batch_size: int = Field(16, ge=1, le=256)
+    smoothing_window: int = Field(3, ge=1)  # sampled frames averaged around each one (1: no smoothing)
+    min_segment_s: float = Field(1.0, ge=0)
+    max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    max_duration_s: float = Field(3600.0, gt=0)
+    max_frames: int = Field(7200, ge=1)
+    max_frame_pixels: int = Field(3840 * 2160, ge=1)
+    max_decoded_pixels: int = Field(200_000_000_000, ge=1)
+
+
+# What the Bento accepts in one /predict_video request: a couple of minutes, scored within the request timeout.
+SERVING_VIDEO = VideoConfig(
+    max_bytes=50 * 1024 * 1024,
+    max_duration_s=120.0,
+    max_frames=240,
+    max_frame_pixels=1920 * 1080,
+    max_decoded_pixels=8_000_000_000,
+)
+
+
 class ServingConfig(StrictConfig):
     """The Bento service's batching, limits and access settings (bento/serving.yaml; deployment configs override).
 
@@ -61,3 +93,4 @@ class ServingConfig(StrictConfig):
     # The export's parity gate, re-run at startup on the parity set the Bento carries: `require` keeps a service
     # that fails it not ready (/readyz 503); `warn` serves anyway. Either way /metadata and the log say the result.
     startup_parity: Literal["require", "warn"] = "require"
+    video: VideoConfig = SERVING_VIDEO  # /predict_video: sampling, smoothing and the limits of one upload

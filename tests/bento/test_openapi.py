@@ -4,14 +4,14 @@ with a fixed seed; every check it has must pass (`--checks all`): no 5xx, every 
 valid requests accepted, invalid ones rejected, auth enforced.
 
 Exclusions, each on the operations it concerns only:
-- `negative_data_rejection` on the three upload operations: a multipart body has no types on the wire, so the
+- `negative_data_rejection` on the four upload operations: a multipart body has no types on the wire, so the
   check's "array instead of integer" cases (an empty or one-element `top_k` array) are the same bytes as an
   omitted or a valid `top_k`, and no server can tell them apart.
 - `positive_data_acceptance` on `/classify` as well: schemathesis sends an array field of a multipart body as one
   part per item (OpenAPI 3.1.1's rule), while BentoML reads a non-file field once, as JSON, so `labels` must be one
   part holding a JSON list (the published field description says so); the per-item form is refused with a 400.
   Elsewhere the check is told that 413 and 422 are expected answers to schema-valid uploads: OpenAPI can say "a
-  binary file" but not "a decodable image under the pixel limit".
+  binary file" but not "a decodable image under the pixel limit" or "a video within the video limits".
 `/metadata` and the probes get every check.
 """
 
@@ -34,19 +34,19 @@ SEED = 14
 def test_the_service_keeps_its_published_openapi_contract_under_fuzzing(server, tmp_path):
     config = tmp_path / "schemathesis.toml"
     config.write_text('[checks.positive_data_acceptance]\nexpected-statuses = ["2xx", "401", "413", "422"]\n')
-    uploads = ("/predict", "/predict_batch", "/classify")
+    uploads = ("/predict", "/predict_batch", "/classify", "/predict_video")
     outputs = [
         _schemathesis(server, config, tmp_path, *(item for route in uploads for item in ("--exclude-path", route))),
         _schemathesis(
             server, config, tmp_path, "--include-path", "/predict", "--include-path", "/predict_batch",
-            "--exclude-checks", "negative_data_rejection",
+            "--include-path", "/predict_video", "--exclude-checks", "negative_data_rejection",
         ),
         _schemathesis(
             server, config, tmp_path, "--include-path", "/classify",
             "--exclude-checks", "negative_data_rejection,positive_data_acceptance",
         ),
     ]  # fmt: skip
-    for (returncode, output), operations in zip(outputs, (5, 2, 1), strict=True):  # /metadata and the 4 probes first
+    for (returncode, output), operations in zip(outputs, (5, 3, 1), strict=True):  # /metadata and the 4 probes first
         print(output[-1200:])
         assert returncode == 0, output[-8000:]
         assert re.search(rf"Operations:\s+{operations} selected", output), output[-3000:]

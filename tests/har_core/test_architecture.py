@@ -27,9 +27,10 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"runtime", "config", "data", "model", "legacy"},
     "training": {"runtime", "config", "data", "model", "evaluation", "legacy"},
     "export": {"runtime", "config", "model", "evaluation", "legacy"},
+    "inference": {"runtime", "config"},  # batch inference: a folder's images and videos through one export
     "preflight": {"config", "data", "model", "hub_probe"},
 }
-STAGE_PACKAGES = {"runtime", "data", "model", "training", "evaluation", "export"}
+STAGE_PACKAGES = {"runtime", "data", "model", "training", "evaluation", "export", "inference"}
 
 
 def _part(path: Path) -> str:

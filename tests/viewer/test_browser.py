@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from tests.conftest import PROJECT_ROOT
 
@@ -143,6 +144,101 @@ def test_a_camera_photo_is_scored(page, viewer_url):
     page.locator("[data-testid=stVegaLiteChart]").first.wait_for()
     page.wait_for_timeout(1000)
     screenshot(page, "predict-camera")
+
+
+def test_a_video_shows_its_timeline_of_segments(page, viewer_url, synthetic_root, tmp_path):
+    from tests.videos import FIRST_LABEL, SECOND_LABEL, first_image, two_label_frames, write_video
+
+    frames = two_label_frames(
+        first_image(synthetic_root, FIRST_LABEL, 128), first_image(synthetic_root, SECOND_LABEL, 128), 10, 6.0, 3.0
+    )
+    video = write_video(tmp_path / "two-actions.webm", frames, 10, "libvpx")
+    page.set_viewport_size({"width": 1400, "height": 1300})  # the timeline and its legend in one screenshot
+    page.goto(viewer_url)
+    page.get_by_text("Answering with the local onnx export").wait_for()
+    page.locator("input[type=file]").set_input_files([str(video)])
+    page.locator("h3").filter(has_text="two-actions.webm ·").wait_for()
+    page.locator("[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg").first.wait_for()
+    page.locator("video").first.wait_for()
+    page.wait_for_timeout(1500)
+    screenshot(page, "predict-video")
+
+
+def recognised_image(version, directory: Path):
+    """(label, image): of the synthetic images the run trained on, the one its export gets right by the widest
+    margin. The tiny run is far from accurate, so the camera is shown an image it is known to recognise."""
+    from PIL import Image
+
+    from har_core.config import SyntheticDataConfig
+    from har_core.data.synthetic import generate_synthetic_images
+    from har_core.runtime.labels import HAR_LABELS
+    from har_core.runtime.predictor import Predictor
+    from tests.conftest import tiny_run_config
+    from viewer import store
+
+    drawn = yaml.safe_load(tiny_run_config(directory).read_text())["parameters"]["data"]["synthetic"]
+    root = generate_synthetic_images(directory / "drawn", HAR_LABELS, SyntheticDataConfig(**drawn))
+    predictor = Predictor.from_export(store.export_bundle(version).directory("onnx"))
+    best = None
+    for label in HAR_LABELS:
+        for path in sorted((root / label).glob("*.jpg")):
+            first, second = predictor.predict([Image.open(path)], top_k=2)[0]
+            if first.label == label and (best is None or first.score - second.score > best[0]):
+                best = (first.score - second.score, label, Image.open(path).convert("RGB"))
+    assert best is not None, "the tiny run recognises none of the images it trained on"
+    return best[1], best[2]
+
+
+def write_y4m(path: Path, image, size=(320, 240), fps: int = 10, seconds: int = 3) -> Path:
+    """A raw YUV4MPEG2 file of `image` centred on black: what Chromium's fake camera plays (in a loop)."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    canvas = Image.new("RGB", size)
+    side = min(size)
+    canvas.paste(image.resize((side, side)), ((size[0] - side) // 2, (size[1] - side) // 2))
+    frame = np.asarray(canvas)
+    with av.open(str(path), mode="w", format="yuv4mpegpipe") as container:
+        stream = container.add_stream("rawvideo", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for _ in range(fps * seconds):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_the_live_camera_shows_the_action_it_sees_with_its_rate(browser, viewer_url, viewer_run, tmp_path):
+    """WebRTC from Chromium's fake camera, fed a file of one label's image, to the viewer over loopback (no ICE
+    servers): the page names that label within seconds and shows the achieved scoring rate and latency."""
+    _, version = viewer_run
+    label, image = recognised_image(version, tmp_path)
+    camera = write_y4m(tmp_path / "camera.y4m", image)
+    args = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    args += [f"--use-file-for-fake-video-capture={camera}", "--allow-loopback-in-peer-connection"]
+    live_browser = browser.browser_type.launch(executable_path=CHROMIUM, headless=True, args=args)
+    try:
+        page = live_browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(viewer_url)
+        page.get_by_text("Answering with the local onnx export").wait_for()
+        page.get_by_text("Live camera (WebRTC)").click()
+        page.frame_locator("iframe[title*=webrtc]").get_by_role("button", name="START").click()
+        started = time.monotonic()
+        page.locator("h3").filter(has_text=f"{label} ·").wait_for(timeout=60_000)
+        shown_after = time.monotonic() - started
+        page.wait_for_timeout(10_000)  # let the rates settle over the readout's 5 s window
+        metrics = dict(item.split("\n\n") for item in page.locator("[data-testid=stMetric]").all_inner_texts())
+        headline = page.locator("h3").filter(has_text=" · ").first.inner_text()
+        screenshot(page, "predict-live")
+    finally:
+        live_browser.close()
+    print(f"live camera: {label!r} shown {shown_after:.1f} s after START; now {headline!r}, {metrics}")
+    assert headline.startswith(f"{label} ·")
+    assert float(metrics["Scored fps"]) > 0 and metrics["Latency"].endswith(" ms")
+    assert shown_after < 30
 
 
 def test_runs_page_lists_the_run(page, viewer_url, viewer_run):

@@ -71,7 +71,9 @@ def test_predict_page_ranks_uploads_like_the_export_and_refuses_non_images(app, 
     stage = store.stage_of(version)
     at.sidebar.selectbox[0].set_value(stage).run()
     assert f"local onnx export of har_clip_classifier version {version.number}" in texts(at.caption)[0]
-    assert texts(at.info) == ["Upload one or more images (or turn on the camera) to see the model's top labels."]
+    assert texts(at.info) == [
+        "Upload images (or turn on the camera) to see the model's top labels, or a video to see its action segments."
+    ]
 
     image = png_bytes(wrong_image.path)
     at.file_uploader[0].set_value([("wrong.png", image, "image/png"), ("notes.txt", b"not an image", "text/plain")])
@@ -98,6 +100,35 @@ def test_custom_labels_rank_only_the_given_labels(app, viewer_run, wrong_image):
     [headline] = texts(at.subheader)
     assert headline.split(" · ")[0] in {"juggling", "rowing", "knitting"}
     assert sorted(row["label"] for row in chart_rows(at, 0)) == ["juggling", "knitting", "rowing"]
+
+
+def test_a_video_upload_shows_the_segments_the_export_finds(app, viewer_run, synthetic_root):
+    from har_core.runtime.predictor import Predictor
+    from har_core.runtime.settings import ServingConfig
+    from har_core.runtime.video import VideoReader
+    from har_core.runtime.video_scoring import score_video
+    from tests.videos import FIRST_LABEL, SECOND_LABEL, encode_video, first_image, two_label_frames
+    from viewer import store
+
+    _, version = viewer_run
+    frames = two_label_frames(
+        first_image(synthetic_root, FIRST_LABEL), first_image(synthetic_root, SECOND_LABEL), 10, 6.0, 3.0
+    )
+    video = encode_video(frames, 10, "libvpx")
+    at = app.run()
+    at.sidebar.selectbox[0].set_value(store.stage_of(version)).run()
+    at.file_uploader[0].set_value([("clip.webm", video, "video/webm"), ("cut.mp4", video[:500], "video/mp4")]).run()
+    assert not at.exception
+    predictor = Predictor.from_export(store.export_bundle(version).directory("onnx"))
+    with VideoReader(video, ServingConfig().video, resize=predictor.manifest.preprocess.resize_shortest_edge) as reader:
+        expected = score_video(predictor, reader)
+    assert texts(at.subheader) == ["clip.webm · " + " → ".join(segment.label for segment in expected.segments)]
+    [error] = texts(at.error)
+    assert error.startswith("cut.mp4: ")
+    [timeline] = charts(at)
+    assert [chart["title"] for chart in timeline["vconcat"]] == ["Action segments", "Each sampled frame's top label"]
+    assert len(chart_rows(at, 0)) == len(expected.segments)
+    assert len(at.get("video")) == 1
 
 
 def test_an_unreachable_bento_is_named_with_what_to_do(app):

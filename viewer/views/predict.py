@@ -1,4 +1,5 @@
-"""Predict: upload images (or take a photo) and see the top-k labels, from the Bento service or a local export."""
+"""Predict: upload images or videos (or take a photo) and see the top-k labels or a video's action segments, from the
+Bento service or a local export."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import streamlit as st
 
 from har_core.evaluation.promotion import PRODUCTION_STAGE, STAGING_STAGE
 from har_core.runtime.images import InvalidImageError, open_image
+from har_core.runtime.video import is_video_name
 from viewer import store
 from viewer.backends import (
     Backend,
@@ -15,7 +17,7 @@ from viewer.backends import (
     deployable_formats,
     local_backend,
 )
-from viewer.charts import predictions_chart
+from viewer.charts import predictions_chart, timeline_chart
 from viewer.settings import ViewerSettings
 
 settings = ViewerSettings.from_env()
@@ -132,6 +134,26 @@ def show_prediction(backend: Backend, name: str, data: bytes, top_k: int, labels
     chart.caption(f"{backend.description} · {answer.inference_ms:.0f} ms")
 
 
+def show_video_prediction(backend: Backend, name: str, data: bytes, top_k: int) -> None:
+    try:
+        with st.spinner(f"Scoring the frames of {name}…"):
+            answer = backend.predict_video(data, name, top_k)
+    except (BackendUnavailableError, PredictionRequestError) as error:
+        st.error(str(error))
+        return
+    labels = " → ".join(segment.label for segment in answer.segments)
+    st.subheader(f"{name} · {labels}")
+    player, timeline = st.columns([1, 2])
+    player.video(data)
+    timeline.altair_chart(timeline_chart(answer), width="stretch")
+    rows = [segment.model_dump() for segment in answer.segments]
+    timeline.dataframe(rows, hide_index=True, width="stretch")
+    timeline.caption(
+        f"{backend.description} · {len(answer.frames)} frames at {answer.sample_fps:g} fps over "
+        f"{answer.duration_s:.1f} s · {answer.inference_ms:.0f} ms"
+    )
+
+
 st.title("Predict")
 backend = choose_backend()
 if backend is None:
@@ -140,13 +162,26 @@ st.caption(f"Answering with the {backend.description}.")
 labels = custom_labels(backend)
 most = len(labels) if labels else len(backend.labels)
 top_k = st.slider("Top k", 1, max(most, 2), min(settings.top_k, most))
-uploads = st.file_uploader("Images", accept_multiple_files=True, help="JPEG, PNG, WebP, … one or more.")
+uploads = st.file_uploader(
+    "Images or videos",
+    accept_multiple_files=True,
+    help="Images (JPEG, PNG, WebP, …) or videos (MP4, MOV, WebM, MKV, AVI, MPEG, OGV), one or more.",
+)
 files = [(upload.name, upload.getvalue()) for upload in uploads or []]
 if st.toggle("Use the camera"):
     shot = st.camera_input("Take a picture")
     if shot is not None:
         files.append(("camera.jpg", shot.getvalue()))
-if not files:
-    st.info("Upload one or more images (or turn on the camera) to see the model's top labels.")
+if st.toggle("Live camera (WebRTC)", help="Stream the camera and see the current action, scored live."):
+    from viewer.webcam import show_live
+
+    show_live(backend)
+elif not files:
+    st.info(
+        "Upload images (or turn on the camera) to see the model's top labels, or a video to see its action segments."
+    )
 for name, data in files:
-    show_prediction(backend, name, data, top_k, labels)
+    if is_video_name(name):
+        show_video_prediction(backend, name, data, top_k)
+    else:
+        show_prediction(backend, name, data, top_k, labels)

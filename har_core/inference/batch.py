@@ -1,0 +1,211 @@
+"""Score a folder's images and videos with one `Predictor`: a table of top-k predictions and a summary.
+
+Images are decoded and preprocessed exactly as evaluation and the in-process `Predictor.predict` do (full decode,
+the export's preprocessing), one batch ahead on a second thread while the model scores the current batch, so
+decoding and inference overlap. Videos go through `har_core.runtime.video_scoring` (one row per sampled frame).
+A file that cannot be read is listed with its reason (`on_error: skip`) or stops the run (`on_error: fail`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, model_validator
+from tqdm.auto import tqdm
+
+from har_core.config import InferenceConfig
+from har_core.inference.inputs import InputFile, InputFolder
+from har_core.runtime.images import InvalidImageError, open_image
+from har_core.runtime.predictor import Predictor
+from har_core.runtime.preprocess import preprocess
+from har_core.runtime.video import VideoError, VideoReader
+from har_core.runtime.video_scoring import score_video
+
+logger = logging.getLogger(__name__)
+
+
+class UnreadableFileError(ValueError):
+    """A file could not be scored and `on_error` is `fail`."""
+
+
+class UnreadableFile(BaseModel):
+    file: str
+    error: str  # what is wrong, without the file name (decoders start their messages with it)
+
+    @model_validator(mode="after")
+    def _without_the_name(self) -> UnreadableFile:
+        self.error = self.error.removeprefix(f"{self.file}: ")
+        return self
+
+
+class PredictionSummary(BaseModel):
+    """What a batch inference run scored, how fast, and what it could not read."""
+
+    source: str
+    model_version: str
+    format: str
+    files: int
+    images: int
+    videos: int
+    video_frames: int
+    other_files: int  # neither image nor video: left alone
+    unreadable: list[UnreadableFile]
+    label_counts: dict[str, int]  # top-1 label of every image and every sampled video frame, most frequent first
+    scoring_s: float
+    images_per_s: float  # (images + video frames) / scoring_s
+
+
+@dataclass
+class _Table:
+    """The rows gathered so far, and the failures."""
+
+    top_k: int
+    rows: list[dict] = field(default_factory=list)
+    unreadable: list[UnreadableFile] = field(default_factory=list)
+
+    def add(self, file: str, kind: str, names: Sequence[str], probabilities: np.ndarray, frame=None, time_s=None):
+        order = np.argsort(-probabilities, kind="stable")[: self.top_k]
+        row = {"file": file, "kind": kind, "frame": frame, "time_s": time_s}
+        for rank, index in enumerate(order, start=1):
+            row[f"label_{rank}"], row[f"score_{rank}"] = names[index], float(probabilities[index])
+        self.rows.append(row)
+
+
+def score_files(
+    predictor: Predictor,
+    folder: InputFolder,
+    files: Sequence[InputFile],
+    config: InferenceConfig,
+    model_version: str,
+    other_files: int = 0,
+) -> tuple[pd.DataFrame, PredictionSummary]:
+    """The predictions table (file, kind, frame, time_s, label_i/score_i, model_version, format; rows in file
+    order) and its summary. Raises `UnreadableFileError` on the first unreadable file when `on_error` is `fail`."""
+    top_k = max(1, min(config.top_k, len(predictor.labels)))
+    table = _Table(top_k)
+    images = [item for item in files if item.kind == "image"]
+    videos = [item for item in files if item.kind == "video"]
+    started = time.perf_counter()
+    with tqdm(total=len(files), unit="file", desc="Scoring", mininterval=1.0) as progress:
+        for names, pixels, failures in _decoded_batches(predictor, folder, images, config):
+            for failure in failures:
+                _fail(table, config, failure)
+            if names:
+                labels, probabilities = predictor.probabilities(pixels)
+                for name, row in zip(names, probabilities, strict=True):
+                    table.add(name, "image", labels, row)
+            progress.update(len(names) + len(failures))
+            progress.set_postfix(img_s=f"{len(table.rows) / (time.perf_counter() - started):.1f}", refresh=False)
+        frames = 0
+        for item in videos:
+            frames += _score_video(predictor, folder, item, config, table)
+            progress.update(1)
+    elapsed = time.perf_counter() - started
+    scored = len(table.rows)
+    frame = _frame(table.rows, top_k, model_version, predictor.format)
+    counts = Counter(frame["label_1"]) if len(frame) else Counter()
+    summary = PredictionSummary(
+        source=folder.description,
+        model_version=model_version,
+        format=predictor.format,
+        files=len(files),
+        images=scored - frames,
+        videos=len({item.name for item in videos} & set(frame["file"])),
+        video_frames=frames,
+        other_files=other_files,
+        unreadable=table.unreadable,
+        label_counts=dict(counts.most_common()),
+        scoring_s=elapsed,
+        images_per_s=scored / elapsed if elapsed > 0 else 0.0,
+    )
+    logger.info(
+        "Scored %d images and %d video frames from %d files in %.1f s (%.1f img/s); %d unreadable",
+        summary.images, frames, len(files), elapsed, summary.images_per_s, len(table.unreadable),
+    )  # fmt: skip
+    return frame, summary
+
+
+def _decoded_batches(
+    predictor: Predictor, folder: InputFolder, images: Sequence[InputFile], config: InferenceConfig
+) -> Iterator[tuple[list[str], np.ndarray, list[UnreadableFile]]]:
+    """(names, pixels, failures) per batch; the next batch decodes on a second thread while this one is scored."""
+    batches = [images[start : start + config.batch_size] for start in range(0, len(images), config.batch_size)]
+    with ThreadPoolExecutor(1, thread_name_prefix="har-clip-decode") as decoder:
+        pending: Future | None = decoder.submit(_decode, predictor, folder, batches[0], config) if batches else None
+        for index in range(len(batches)):
+            decoded = pending.result()
+            if index + 1 < len(batches):
+                pending = decoder.submit(_decode, predictor, folder, batches[index + 1], config)
+            yield decoded
+
+
+def _decode(
+    predictor: Predictor, folder: InputFolder, batch: Sequence[InputFile], config: InferenceConfig
+) -> tuple[list[str], np.ndarray, list[UnreadableFile]]:
+    crop = predictor.manifest.preprocess.crop_size
+    pixels = np.empty((len(batch), 3, crop, crop), np.float32)
+    names: list[str] = []
+    failures: list[UnreadableFile] = []
+    for item in batch:
+        if item.size > config.input.max_image_bytes:
+            message = f"{item.size:,} bytes, over input.max_image_bytes {config.input.max_image_bytes:,}"
+            failures.append(UnreadableFile(file=item.name, error=message))
+            continue
+        try:
+            source = folder.local_path(item.name) or folder.read(item.name)
+            image = open_image(source, name=item.name)
+            try:
+                pixels[len(names)] = preprocess(image, predictor.manifest.preprocess)
+            finally:
+                image.close()
+        except (InvalidImageError, OSError) as error:
+            failures.append(UnreadableFile(file=item.name, error=str(error)))
+            continue
+        names.append(item.name)
+    return names, pixels[: len(names)], failures
+
+
+def _score_video(
+    predictor: Predictor, folder: InputFolder, item: InputFile, config: InferenceConfig, table: _Table
+) -> int:
+    """The video's sampled frames as rows; the number of frames (0 when it could not be read)."""
+    resize = predictor.manifest.preprocess.resize_shortest_edge
+    try:
+        if item.size > config.video.max_bytes:  # before a remote file is read into memory
+            raise VideoError(f"{item.name}: {item.size:,} bytes, over video.max_bytes {config.video.max_bytes:,}.")
+        source = folder.local_path(item.name) or folder.read(item.name)
+        with VideoReader(source, config.video, name=item.name, resize=resize) as reader:
+            result = score_video(predictor, reader, top_k=len(predictor.labels))
+    except (VideoError, OSError) as error:
+        _fail(table, config, UnreadableFile(file=item.name, error=str(error)))
+        return 0
+    for index, frame in enumerate(result.frames):
+        names = [prediction.label for prediction in frame.predictions]
+        scores = np.array([prediction.score for prediction in frame.predictions])
+        table.add(item.name, "video", names, scores, frame=index, time_s=frame.time_s)
+    return len(result.frames)
+
+
+def _fail(table: _Table, config: InferenceConfig, failure: UnreadableFile) -> None:
+    if config.on_error == "fail":
+        raise UnreadableFileError(f"{failure.file}: {failure.error} (on_error: fail; `skip` lists it and goes on)")
+    logger.warning("Unreadable, skipped: %s: %s", failure.file, failure.error)
+    table.unreadable.append(failure)
+
+
+def _frame(rows: list[dict], top_k: int, model_version: str, export_format: str) -> pd.DataFrame:
+    columns = ["file", "kind", "frame", "time_s"]
+    columns += [name for rank in range(1, top_k + 1) for name in (f"label_{rank}", f"score_{rank}")]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["frame"] = frame["frame"].astype("Int64")
+    frame["time_s"] = frame["time_s"].astype("float64")
+    frame["model_version"] = model_version
+    frame["format"] = export_format
+    return frame.sort_values(["file", "frame"], na_position="first", kind="stable").reset_index(drop=True)

@@ -1,0 +1,88 @@
+"""`/predict_video` on the session's real server (tests/bento/conftest.py): segments of a two-label video, and a
+4xx naming the problem for every bad video. The server's video limits are the small ones of tests/conftest.py's
+`serving_config` (512 KiB, 30 s, 20 sampled frames, 320x240 frames, 7.68 Mpx decoded)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from har_core.runtime.labels import HAR_LABELS
+from tests.bento.conftest import AUTH
+from tests.har_core.runtime.test_video import gradient_frames, jpeg_bytes
+from tests.videos import FIRST_LABEL, SECOND_LABEL, encode_video, first_image, two_label_frames
+
+
+def _post(server, files, data=None, headers=AUTH) -> requests.Response:
+    return requests.post(f"{server.url}/predict_video", files=files, data=data, headers=headers, timeout=120)
+
+
+def test_a_two_label_video_is_answered_with_its_segments_and_frame_scores(server, synthetic_root):
+    frames = two_label_frames(
+        first_image(synthetic_root, FIRST_LABEL), first_image(synthetic_root, SECOND_LABEL), 10, 6.0, 3.2
+    )
+    response = _post(server, {"video": ("two.webm", encode_video(frames, 10, "libvpx"), "video/webm")}, {"top_k": "2"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [segment["label"] for segment in body["segments"]] == [FIRST_LABEL, SECOND_LABEL]
+    assert abs(body["segments"][0]["end_s"] - 3.2) <= 0.5  # one sampling step at the default 2 fps
+    assert len(body["frames"]) == 12 and all(len(frame["predictions"]) == 2 for frame in body["frames"])
+    assert {p["label"] for frame in body["frames"] for p in frame["predictions"]} <= set(HAR_LABELS)
+    assert body["model"] == {"name": "har_clip_classifier", "version": "7", "format": "onnx"}
+    assert body["video"]["codec"] == "vp8" and body["sample_fps"] == 2.0 and body["inference_ms"] > 0
+
+
+def test_metadata_states_the_video_limits(client):
+    limits = client.metadata()["limits"]["video"]
+    assert limits["max_frames"] == 20 and limits["max_bytes"] == 512 * 1024
+
+
+def _bad_videos() -> dict[str, tuple[dict, dict | None, int, str]]:
+    small = encode_video(gradient_frames(10), 10, "mjpeg")
+    return {
+        "not a video": ({"video": ("a.mp4", b"no video in here" * 20, "video/mp4")}, None, 422, "not a readable"),
+        "an image": ({"video": ("a.mp4", jpeg_bytes(), "video/mp4")}, None, 422, "not a supported video container"),
+        "empty": ({"video": ("a.mp4", b"", "video/mp4")}, None, 422, "empty"),
+        "truncated": ({"video": ("cut.avi", small[: len(small) // 2], "video/x-msvideo")}, None, 422, "cut.avi: "),
+        "too long": (
+            {"video": ("long.avi", encode_video(gradient_frames(31, 16, 16), 1, "mjpeg"), "video/x-msvideo")},
+            None,
+            413,
+            "max_duration_s",
+        ),
+        "too many frames": (
+            {"video": ("many.avi", encode_video(gradient_frames(25, 16, 16), 2, "mjpeg"), "video/x-msvideo")},
+            None,
+            413,
+            "max_frames",
+        ),
+        "frames too large": (
+            {"video": ("big.avi", encode_video(gradient_frames(2, 400, 300), 2, "mjpeg"), "video/x-msvideo")},
+            None,
+            413,
+            "max_frame_pixels",
+        ),
+        "too many decoded pixels": (
+            {"video": ("busy.mp4", encode_video(gradient_frames(110, 320, 240), 30, "mpeg4"), "video/mp4")},
+            None,
+            413,
+            "max_decoded_pixels",
+        ),
+        "over max_bytes": ({"video": ("huge.mp4", b"\x00" * (600 * 1024), "video/mp4")}, None, 413, "limit"),
+        "a text part": ({"video": ("a.txt", b"hello", "text/plain")}, None, 415, "not one of video/"),
+        "missing file": ({"top_k": (None, "3")}, None, 400, "missing"),
+        "top_k too big": ({"video": ("a.avi", small, "video/x-msvideo")}, {"top_k": "99"}, 400, "top_k"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_videos()))
+def test_every_bad_video_is_a_4xx_that_names_the_problem(server, case):
+    files, data, status, words = _bad_videos()[case]
+    response = _post(server, files, data)
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"]
+
+
+def test_a_video_call_needs_the_token(server):
+    response = _post(server, {"video": ("a.avi", b"x", "video/x-msvideo")}, headers={})
+    assert response.status_code == 401

@@ -1,0 +1,110 @@
+"""Batch inference over a real folder (images in subfolders, a video, broken files) with the tiny ONNX export."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from har_core.config import InferenceConfig, InferenceInputConfig
+from har_core.inference.batch import UnreadableFileError, score_files
+from har_core.inference.inputs import InputError, LocalFolder, list_inputs
+from har_core.runtime.labels import HAR_LABELS
+from har_core.runtime.predictor import Predictor
+from har_core.runtime.settings import VideoConfig
+from tests.videos import FIRST_LABEL, SECOND_LABEL, encode_video, first_image, two_label_frames
+
+
+@pytest.fixture(scope="module")
+def predictor(onnx_export_dir) -> Predictor:
+    return Predictor.from_export(onnx_export_dir, device="cpu")
+
+
+@pytest.fixture
+def folder(tmp_path, synthetic_root) -> Path:
+    """10 images in two subfolders, a two-label video, a corrupt JPEG, a text file and a hidden file."""
+    root = tmp_path / "incoming"
+    for label in HAR_LABELS[:2]:
+        (root / label).mkdir(parents=True)
+        for path in sorted((synthetic_root / label).glob("*.jpg"))[:5]:
+            shutil.copy(path, root / label / path.name)
+    frames = two_label_frames(
+        first_image(synthetic_root, FIRST_LABEL), first_image(synthetic_root, SECOND_LABEL), 10, 4.0, 2.0
+    )
+    (root / "clips").mkdir()
+    (root / "clips" / "two.avi").write_bytes(encode_video(frames, 10, "mjpeg"))
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (root / "notes.txt").write_text("not scored")
+    (root / ".hidden.jpg").write_bytes(b"ignored")
+    return root
+
+
+def config(**overrides) -> InferenceConfig:
+    settings = {"input": InferenceInputConfig(path="unused"), "batch_size": 4, "top_k": 3, **overrides}
+    return InferenceConfig(**settings)
+
+
+def test_a_folder_becomes_a_table_of_images_and_video_frames_with_unreadable_files_listed(predictor, folder):
+    files, other = list_inputs(LocalFolder(folder), max_files=100)
+    assert [item.name for item in files][:2] == ["broken.jpg", "calling/00000.jpg"] and other == 1
+    table, summary = score_files(predictor, LocalFolder(folder), files, config(), "7", other)
+
+    images = table[table["kind"] == "image"]
+    assert list(table.columns) == [
+        "file", "kind", "frame", "time_s", "label_1", "score_1", "label_2", "score_2", "label_3", "score_3",
+        "model_version", "format",
+    ]  # fmt: skip
+    paths = sorted(folder.glob("*/*.jpg"))
+    assert list(images["file"]) == [path.relative_to(folder).as_posix() for path in paths]
+    expected = predictor.predict([Image.open(path) for path in paths], top_k=3)
+    assert list(images["label_1"]) == [ranked[0].label for ranked in expected]
+    np.testing.assert_allclose(images["score_3"], [ranked[2].score for ranked in expected], atol=1e-6)
+    assert images["frame"].isna().all() and images["time_s"].isna().all()
+
+    video = table[table["kind"] == "video"]
+    assert list(video["frame"]) == list(range(8)) and list(video["time_s"]) == pytest.approx(np.arange(8) * 0.5)
+    assert list(video["label_1"]) == [FIRST_LABEL] * 4 + [SECOND_LABEL] * 4
+    assert set(table["model_version"]) == {"7"} and set(table["format"]) == {"onnx"}
+
+    assert (summary.images, summary.videos, summary.video_frames, summary.files) == (10, 1, 8, 12)
+    assert [item.file for item in summary.unreadable] == ["broken.jpg"]
+    assert "not a readable image" in summary.unreadable[0].error
+    assert sum(summary.label_counts.values()) == 18 and summary.images_per_s > 0
+    assert list(summary.label_counts.values()) == sorted(summary.label_counts.values(), reverse=True)
+
+
+def test_on_error_fail_stops_at_the_first_unreadable_file(predictor, folder):
+    files, _ = list_inputs(LocalFolder(folder), max_files=100)
+    with pytest.raises(UnreadableFileError, match=r"broken.jpg: .*on_error: fail"):
+        score_files(predictor, LocalFolder(folder), files, config(on_error="fail"), "7")
+
+
+def test_files_over_their_size_limits_are_unreadable_not_read(predictor, folder):
+    files, _ = list_inputs(LocalFolder(folder), max_files=100)
+    limits = config(input=InferenceInputConfig(path="unused", max_image_bytes=1024), video=VideoConfig(max_bytes=1024))
+    table, summary = score_files(predictor, LocalFolder(folder), files, limits, "7")
+    reasons = {item.file: item.error for item in summary.unreadable}
+    assert "over input.max_image_bytes 1,024" in reasons["calling/00000.jpg"]
+    assert "over video.max_bytes 1,024" in reasons["clips/two.avi"]
+    assert len(table) == 0 and summary.images_per_s == 0
+
+
+def test_inputs_are_refused_when_empty_missing_or_too_many(folder, tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        list_inputs(LocalFolder(tmp_path / "absent"), max_files=10)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.md").write_text("x")
+    with pytest.raises(InputError, match=r"No image or video in folder .*\(1 other files\)"):
+        list_inputs(LocalFolder(tmp_path / "empty"), max_files=10)
+    with pytest.raises(InputError, match="over input.max_files 5"):
+        list_inputs(LocalFolder(folder), max_files=5)
+
+
+def test_the_input_config_names_what_each_source_needs():
+    with pytest.raises(ValueError, match="input.path is required with input.source: folder"):
+        InferenceInputConfig(source="folder")
+    with pytest.raises(ValueError, match="input.path is not used with input.source: dvc"):
+        InferenceInputConfig(source="dvc", path="x")

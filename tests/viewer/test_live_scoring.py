@@ -1,0 +1,80 @@
+"""The live camera's scorer on the tiny model's real ONNX export: one frame at a time, the rest dropped, smoothed."""
+
+from __future__ import annotations
+
+import time
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from har_core.runtime.predictor import Predictor
+from har_core.runtime.preprocess import preprocess
+from viewer.backends import LocalBackend
+from viewer.live_scoring import LiveScorer, LiveSettings
+
+
+@pytest.fixture(scope="module")
+def backend(onnx_export_dir) -> LocalBackend:
+    return LocalBackend(Predictor.from_export(onnx_export_dir, device="cpu"), {"name": "tiny", "version": "1"})
+
+
+def camera_frame(synthetic_root, label: str = "calling") -> av.VideoFrame:
+    with Image.open(sorted((synthetic_root / label).glob("*.jpg"))[0]) as image:
+        return av.VideoFrame.from_ndarray(np.asarray(image.convert("RGB").resize((64, 64))), format="rgb24")
+
+
+def wait_until_scored(scorer: LiveScorer, count: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while scorer.snapshot().scored < count:
+        assert time.monotonic() < deadline, scorer.snapshot()
+        time.sleep(0.01)
+
+
+def test_frames_arriving_while_one_is_scored_or_before_it_is_due_are_dropped(backend, synthetic_root):
+    scorer = LiveScorer(backend, LiveSettings(scoring_fps=2.0))
+    frame = camera_frame(synthetic_root)
+    taken = [scorer.offer(frame) for _ in range(20)]  # a burst: only the first is taken
+    assert taken == [True] + [False] * 19
+    wait_until_scored(scorer, 1)
+    assert not scorer.offer(frame)  # scored already, but the next is due only 0.5 s after the first
+    time.sleep(0.55)
+    assert scorer.offer(frame)
+    wait_until_scored(scorer, 2)
+    state = scorer.snapshot()
+    assert (state.received, state.scored, state.dropped) == (22, 2, 20)
+    assert state.latency_ms is not None and state.latency_ms > 0 and state.scoring_fps > 0 and state.camera_fps > 0
+    assert state.frame is not None and max(state.frame.size) <= 320
+    scorer.close()
+
+
+def test_the_readout_is_the_smoothed_probability_of_the_backends_answers(backend, synthetic_root):
+    frame = camera_frame(synthetic_root)
+    direct = backend.predictor.probabilities(
+        np.stack([preprocess(frame.to_image(), backend.predictor.manifest.preprocess)])
+    )[1]
+    scorer = LiveScorer(backend, LiveSettings(scoring_fps=30.0, smoothing="window", window=3))
+    for count in (1, 2):
+        scorer.offer(frame)
+        wait_until_scored(scorer, count)
+        time.sleep(0.04)
+    state = scorer.snapshot()
+    np.testing.assert_allclose(state.history[-1].probabilities, direct[0], atol=1e-6)  # same frame: mean = itself
+    assert state.label == backend.labels[int(direct[0].argmax())]
+    assert state.probability == pytest.approx(float(direct[0].max()), abs=1e-6)
+    scorer.configure(LiveSettings(scoring_fps=30.0, smoothing="ema", alpha=0.5))  # new settings: a new history
+    assert scorer.snapshot().history == [] and scorer.snapshot().received == 0
+    scorer.close()
+
+
+def test_aioice_offers_loopback_once_asked():
+    import aioice.ice
+
+    from viewer.webcam import RTC_CONFIGURATION, offer_loopback_candidates
+
+    offer_loopback_candidates()
+    offer_loopback_candidates()
+    addresses = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+    assert addresses.count("127.0.0.1") == 1
+    assert RTC_CONFIGURATION == {"iceServers": []}  # no STUN or TURN server is ever asked
