@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.alternative_graphs import legacy_exporter_fused, static_int8  # noqa: E402
 from benchmarks.gemm_peak import GemmPeaks, gflop_per_image  # noqa: E402
+from benchmarks.op_profile import operator_time_shares, summary  # noqa: E402
 from har_core.config import ClassifierConfig, ExportConfig, TinyBackboneConfig  # noqa: E402
 from har_core.export.bundle import export_bundle  # noqa: E402
 from har_core.export.graphs import INT8_WEIGHTS, reference_outputs  # noqa: E402
@@ -52,6 +53,12 @@ VIT_B16 = TinyBackboneConfig(
 )
 FP32 = "fp32"
 INT8_GATE = ParityThresholds(min_top1_agreement=0.0, max_abs_logit_diff=None, min_embedding_cosine=0.99)
+PROFILED = (
+    "onnx standard graph (before)",
+    "onnx fused (shipped)",
+    "onnx-int8 uint8, standard graph (before)",
+    "onnx-int8 uint8, fused (shipped)",
+)
 GOALS = {"onnx fused (shipped)": 0.95, "onnx-int8 uint8, fused (shipped)": 0.85}
 
 
@@ -62,6 +69,7 @@ class Candidate:
     run: Callable[[np.ndarray], object]
     limit: str  # "fp32" or "int8 <setting>"
     parity: str
+    path: Path | None = None  # the ONNX file, for the operator profile
     rates: list[float] = field(default_factory=list)
     shares: list[float] = field(default_factory=list)
 
@@ -92,7 +100,13 @@ def main() -> None:
         settings = {name: INT8_WEIGHTS[name] for name in INT8_WEIGHTS}
         peaks = GemmPeaks(backbone, args.batch_size, args.threads, settings)
         limits = measure(candidates, peaks, pixels, gflop_per_image(backbone), args.rounds)
+        profiles = {
+            name: summary(operator_time_shares(candidates[name].path, pixels, args.threads)) for name in PROFILED
+        }
     print_report(candidates, limits, fusion, args, export_s, load_before, gflop_per_image(backbone))
+    print(f"\nWhere the time goes (onnxruntime's profiler, share of kernel time at batch {args.batch_size}):")
+    for name, shares in profiles.items():
+        print(f"- {name}: {shares}")
 
 
 def build_candidates(classifier, held_out: np.ndarray, work: Path, args) -> tuple[dict[str, Candidate], str]:
@@ -150,7 +164,8 @@ def bundle_candidate(bundle: ExportBundle, export_format: str, limit: str, threa
     parity = predictor.manifest.parity
     verdict = "gate passed" if status.deployable else "GATE FAILED"
     note = f"{verdict}; cosine min {parity.min_embedding_cosine:.5f}, top-1 {parity.top1_agreement:.3f}"
-    return Candidate(predictor.run, limit, note)
+    path = predictor.manifest.path(predictor.directory, MODEL_ROLE) if export_format.startswith("onnx") else None
+    return Candidate(predictor.run, limit, note, path)
 
 
 def file_candidate(path: Path, limit: str, held_out, reference, thresholds: ParityThresholds, threads) -> Candidate:
@@ -158,7 +173,7 @@ def file_candidate(path: Path, limit: str, held_out, reference, thresholds: Pari
     result = compare_outputs(reference, backend.run(held_out), thresholds)
     verdict = "gate passed" if result.passed else "GATE FAILED"
     note = f"{verdict}; cosine min {result.min_embedding_cosine:.5f}, top-1 {result.top1_agreement:.3f}"
-    return Candidate(backend.run, limit, note)
+    return Candidate(backend.run, limit, note, path)
 
 
 def measure(
