@@ -5,8 +5,9 @@
 
 Builds CLIP ViT-B/16 at its real sizes (224 px, patch 16, width 768, 12 layers, 12 heads, projection 512) through
 the tiny-backbone path and exports it as the pipeline does: the shipped fused ONNX graphs, and beside them the
-standard graphs they replace (before), the other fusion route (TorchScript-based exporter + onnxruntime's
-transformer optimiser), int8's reduce-range setting and, with --static-int8, static QDQ int8.
+standard graphs they replace (before), the fused graph with onnxscript's SkipLayerNormalization fusion kept (the
+shipped graph reverts it), the other fusion route (TorchScript-based exporter + onnxruntime's transformer
+optimiser), int8's reduce-range setting and, with --static-int8, static QDQ int8. Peak memory ~7 GB.
 The limits are measured in the same run: the fp32 GEMM rate (the better of onnxruntime's MatMul and torch's matmul)
 and the int8 GEMM rate per int8 weight setting (the same MatMul graph quantised by the export's own quantiser),
 both at ViT-B/16's linear-layer shapes and batch (benchmarks/gemm_peak.py). A format's share is its img/s x GFLOP
@@ -42,6 +43,7 @@ from benchmarks.gemm_peak import GemmPeaks, gflop_per_image  # noqa: E402
 from benchmarks.op_profile import operator_time_shares, summary  # noqa: E402
 from har_core.config import ClassifierConfig, ExportConfig, TinyBackboneConfig  # noqa: E402
 from har_core.export.bundle import export_bundle  # noqa: E402
+from har_core.export.fusion import fuse_for_onnxruntime  # noqa: E402
 from har_core.export.graphs import INT8_WEIGHTS, reference_outputs  # noqa: E402
 from har_core.model.classifier import build_classifier  # noqa: E402
 from har_core.model.serving_graph import ImageModel  # noqa: E402
@@ -58,6 +60,7 @@ FP32 = "fp32"
 INT8_GATE = ParityThresholds(min_top1_agreement=0.0, max_abs_logit_diff=None, min_embedding_cosine=0.99)
 PROFILED = (
     "onnx standard graph (before)",
+    "onnx fused + SkipLayerNormalization",
     "onnx fused (shipped)",
     "onnx-int8 uint8, standard graph (before)",
     "onnx-int8 uint8, fused (shipped)",
@@ -154,6 +157,11 @@ def build_candidates(classifier, held_out: np.ndarray, work: Path, args) -> tupl
     ]
     for row, bundle, export_format, limit in rows:
         candidates[row] = bundle_candidate(bundle, export_format, limit, args.threads)
+    standard_onnx = standard.manifest("onnx").path(standard.directory("onnx"), MODEL_ROLE)
+    fully_fused = fuse_for_onnxruntime(standard_onnx, work / "fully-fused.onnx", keep_skip_layer_norm=True)
+    candidates["onnx fused + SkipLayerNormalization"] = file_candidate(
+        work / "fully-fused.onnx", FP32, held_out, reference, ExportConfig().gates["onnx"], args.threads
+    )
     legacy, legacy_fusions = legacy_exporter_fused(classifier, work)
     candidates["onnx legacy exporter + onnxruntime.transformers (clip)"] = file_candidate(
         legacy, FP32, held_out, reference, ExportConfig().gates["onnx"], args.threads
@@ -167,8 +175,10 @@ def build_candidates(classifier, held_out: np.ndarray, work: Path, args) -> tupl
         )
     graph = shipped.manifest("onnx").graph
     fusion = (
-        f"shipped fusion ({graph.route}): {graph.fusions}; {graph.standard_nodes} -> {graph.nodes} nodes, fused "
+        f"shipped fusion ({graph.route}): {graph.fusions}, reverted {graph.reverted}; {graph.standard_nodes} -> "
+        f"{graph.nodes} nodes, fused "
         f"nodes {graph.fused_nodes}; int8: {shipped.manifest('onnx-int8').graph.fused_nodes}\n"
+        f"with SkipLayerNormalization kept: {fully_fused.fused_nodes}\n"
         f"legacy route (onnxruntime.transformers.optimizer, clip): {legacy_fusions}"
     )
     return candidates, fusion

@@ -101,7 +101,8 @@ class OnnxGraph(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     route: str  # the optimiser that fused it, with its version
-    fusions: dict[str, int] = {}  # fusion -> times applied (only those applied)
+    fusions: dict[str, int] = {}  # fusion -> times applied in the shipped graph
+    reverted: dict[str, int] = {}  # fusion -> times undone because it measured slower (see har_core/export/fusion.py)
     fused_nodes: dict[str, int] = {}  # com.microsoft operator -> nodes of it in the shipped graph
     nodes: int  # nodes in the shipped graph
     standard_nodes: int  # nodes in the standard (unfused) export it was made from

@@ -9,7 +9,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from har_core.export.fusion import split_packed_attention
+from har_core.export.fusion import fuse_for_onnxruntime, revert_skip_layer_norm, split_packed_attention
+from har_core.export.graphs import export_onnx_image_model
 from har_core.runtime.manifest import EXPORT_MANIFEST_FILE, MODEL_ROLE, ExportManifest, ModelSource
 from tests.conftest import random_init_export_config
 
@@ -32,13 +33,10 @@ def test_onnx_graphs_are_fused_and_the_manifest_counts_what_was_fused(tiny_expor
         counted = operators(path)
         graph = manifest.graph
         assert graph is not None and "optimize_for_ort" in graph.route
-        assert graph.fusions["attention"] == layers and graph.fusions["skip_layer_normalization"] > 0
-        assert graph.fused_nodes == {
-            name: counted[name]
-            for name in ("Attention", "MultiHeadAttention", "SkipLayerNormalization")
-            if counted[name]
-        }
-        assert graph.fused_nodes[attention] == layers and graph.nodes == sum(counted.values())
+        assert graph.fusions["attention"] == layers and "skip_layer_normalization" not in graph.fusions
+        assert graph.reverted["skip_layer_normalization"] == 2 * layers - 1  # measured slower on CPU: undone
+        assert graph.fused_nodes == {attention: layers} == {name: counted[name] for name in (attention,)}
+        assert counted["SkipLayerNormalization"] == 0 and graph.nodes == sum(counted.values())
         assert manifest.parity.passed
     fp32 = tiny_exports.manifest("onnx").graph
     assert fp32.nodes < fp32.standard_nodes / 2  # reshapes, transposes and slices of attention fused away
@@ -98,6 +96,25 @@ def test_splitting_packed_attention_keeps_the_outputs(tiny_exports, parity_pixel
     for expected, actual in zip(before, outputs(path, parity_pixels), strict=True):
         assert np.abs(expected - actual).max() < 1e-5
     assert split_packed_attention(path) == 0  # nothing left to split
+
+
+def test_reverting_skip_layer_norm_keeps_the_outputs(tiny_model, parity_pixels, tmp_path):
+    standard = export_onnx_image_model(tiny_model, tmp_path / "standard.onnx", opset=18)
+    path = tmp_path / "fused.onnx"
+    graph = fuse_for_onnxruntime(standard, path, keep_skip_layer_norm=True)
+    fused = operators(path)["SkipLayerNormalization"]
+    assert fused == graph.fused_nodes["SkipLayerNormalization"] == graph.fusions["skip_layer_normalization"] > 0
+    before = outputs(path, parity_pixels)
+    assert revert_skip_layer_norm(path) == fused
+    after = operators(path)
+    assert (
+        after["SkipLayerNormalization"] == 0
+        and after["LayerNormalization"] == operators(standard)["LayerNormalization"]
+    )
+    onnx.checker.check_model(str(path))
+    for expected, actual in zip(before, outputs(path, parity_pixels), strict=True):
+        assert np.abs(expected - actual).max() < 1e-5
+    assert revert_skip_layer_norm(path) == 0
 
 
 def test_manifests_written_before_graph_records_still_load(tiny_exports, tmp_path):
