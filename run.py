@@ -19,7 +19,9 @@ DEFAULT_CONFIGS = {
 COMMANDS = {
     "rollback": PROJECT_ROOT / "configs" / "deployment.yaml",  # deploys the restored version with this config
     "undeploy": PROJECT_ROOT / "configs" / "deployment.yaml",
+    "benchmark": None,  # benchmarks an existing version's exports (--model-version, --format, --min-accuracy)
 }
+EXPORT_FORMATS = ("pytorch", "torchscript", "onnx", "onnx-int8", "tensorrt")  # har_core.runtime.settings
 
 EXAMPLES = """
 \b
@@ -32,6 +34,8 @@ Examples:
   python run.py --command rollback         # command: deploy the previous production version, then restore its stage
   python run.py --reproduce production     # re-run how that model version was trained and compare (or a run name)
   python run.py --pipeline inference       # configs/inference.yaml: score a folder's images and videos
+  python run.py --command benchmark --model-version production --format onnx --min-accuracy 0.9
+                                           # command: benchmark an existing version's export; exit 1 below the floor
 \b
 Stacks: `python -m stacks.register local` registers the local stack; switch with `zenml stack set NAME`.
 """
@@ -50,7 +54,8 @@ Stacks: `python -m stacks.register local` registers the local stack; switch with
     "--command",
     type=click.Choice(sorted(COMMANDS)),
     default=None,
-    help="Run an operation around the deployment pipeline instead of a pipeline (no ZenML run is recorded).",
+    help="Run an operation around the deployment pipeline, or benchmark a version's exports, instead of a pipeline "
+    "(no ZenML run is recorded).",
 )
 @click.option("--no-cache", is_flag=True, help="Re-run every step instead of reusing cached outputs.")
 @click.option(
@@ -60,6 +65,22 @@ Stacks: `python -m stacks.register local` registers the local stack; switch with
     help="Re-run the recorded config of a training run (name) or model version (number, stage) and compare.",
 )
 @click.option("--allow-drift", is_flag=True, help="With --reproduce: run although code, lock or data differ.")
+@click.option(
+    "--model-version", default="production", show_default=True, help="benchmark: a stage, version number or latest."
+)
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(EXPORT_FORMATS),
+    default=None,
+    help="benchmark: one format (default: every exported format).",
+)
+@click.option(
+    "--min-accuracy",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="benchmark: exit 1 when a format's top-1 accuracy on the evaluation split is below this.",
+)
 def main(
     pipeline: str,
     config_path: Path | None,
@@ -67,13 +88,20 @@ def main(
     no_cache: bool,
     reproduce: str | None = None,
     allow_drift: bool = False,
+    model_version: str = "production",
+    export_format: str | None = None,
+    min_accuracy: float | None = None,
 ) -> None:
-    """Run a har-clip pipeline (or a deployment command) with a YAML run config."""
+    """Run a har-clip pipeline (or a deployment or benchmark command) with a YAML run config."""
     if reproduce is not None:  # pipelines/reproduce.py: checks, then this command's training run, then compares
         from pipelines.reproduce import reproduce_run
 
         context = click.get_current_context()
         return reproduce_run(reproduce, allow_drift, lambda path: context.invoke(main, config_path=path, no_cache=True))
+    if command == "benchmark":
+        from pipelines.benchmark_cli import run_benchmark_command
+
+        return run_benchmark_command(model_version, export_format, min_accuracy)
     if command is not None or pipeline == "deployment":
         from pipelines.deployment_cli import run_deployment_command
 

@@ -217,6 +217,10 @@ class ExportConfig(StrictConfig):
     # uint8: exact on every x86 CPU (U8U8); int8-reduce-range: 7-bit int8 weights, also exact everywhere, ~1.5x
     # faster than uint8 on ViT-B/16 but less accurate (benchmarks/int8_settings.py; README "int8 that computes …").
     int8_weights: Literal["uint8", "int8-reduce-range"] = "uint8"
+    # fused: onnxruntime's transformer fusions (attention, skip-LayerNorm; com.microsoft operators, which onnxruntime
+    # runs on CPU and CUDA) in the onnx and onnx-int8 graphs; standard: only standard ONNX operators (for other
+    # runtimes). TensorRT always builds from the standard graph.
+    onnx_graph: Literal["fused", "standard"] = "fused"
     tensorrt_fp16: bool = True
     tensorrt_max_batch: int = Field(32, ge=1)
     tensorrt_workspace_mib: int = Field(2048, ge=64)
@@ -234,9 +238,11 @@ class ExportConfig(StrictConfig):
 
 
 class BenchmarkConfig(StrictConfig):
-    """Latency at batch 1 and throughput at `batch_size`; warm-up iterations are never timed."""
+    """Accuracy on the evaluation split through each format, latency at batch 1 and throughput at `batch_size`;
+    warm-up iterations are never timed."""
 
     batch_size: int = Field(8, ge=1)
+    max_accuracy_images: int | None = Field(None, ge=1)  # None: the whole evaluation split
     warmup: int = Field(3, ge=0)
     latency_iterations: int = Field(20, ge=2)
     throughput_iterations: int = Field(5, ge=1)

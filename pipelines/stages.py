@@ -36,7 +36,7 @@ def evaluate_export_promote(
         model=trained_model, dataset=dataset, evaluation=evaluation, id=FINE_TUNED_EVALUATION_STEP
     )
     exports = export_model(model=trained_model, dataset=dataset, export=export)
-    table, _ = benchmark_exports(exports=exports, benchmark=benchmark)
+    table, _ = benchmark_exports(exports=exports, dataset=dataset, benchmark=benchmark, split=evaluation.split)
     promote_model(
         model=trained_model, dataset=dataset, report=report, exports=exports, benchmark=table, promotion=promotion
     )

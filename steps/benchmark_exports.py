@@ -1,11 +1,13 @@
-"""Step: latency and throughput of every deployable export, as a table artifact and tracker metrics."""
+"""Step: size, accuracy on the evaluation split, latency and throughput of every export, as a table artifact and
+tracker metrics."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from zenml import log_metadata, step
 from zenml.types import MarkdownString
 
 from har_core.config import BenchmarkConfig
+from har_core.data.dataset import DatasetManifest
 from har_core.export.benchmark import BenchmarkTable, benchmark_bundle
 from har_core.runtime.manifest import ExportBundle
 from steps import tracking
@@ -14,13 +16,18 @@ from steps.names import BENCHMARK_ARTIFACT, BENCHMARK_MARKDOWN_ARTIFACT
 
 @step
 def benchmark_exports(
-    exports: ExportBundle, benchmark: BenchmarkConfig
+    exports: ExportBundle, dataset: DatasetManifest, benchmark: BenchmarkConfig, split: Literal["val", "test"] = "test"
 ) -> tuple[Annotated[BenchmarkTable, BENCHMARK_ARTIFACT], Annotated[MarkdownString, BENCHMARK_MARKDOWN_ARTIFACT]]:
-    """p50/p95 latency at batch 1 and throughput at `benchmark.batch_size`, warm-up excluded."""
-    table = benchmark_bundle(exports, benchmark)
+    """One row per format; accuracy on the `split` split (the evaluation's) through the format, warm-up excluded."""
+    table = benchmark_bundle(exports, benchmark, labelled_images(dataset, split), split=split)
     markdown = table.markdown()
     tracking.log_metrics(table.metrics(), prefix="benchmark/")
     tracking.log_text(markdown, "benchmark/benchmark.md")
     tracking.record_run_locations()
     log_metadata(metadata={"benchmark": table.metrics()}, infer_model=True)
     return table, MarkdownString(markdown)
+
+
+def labelled_images(dataset: DatasetManifest, split: Literal["val", "test"]) -> list[tuple[str, str]]:
+    """(image file, label name) of every record of `split`."""
+    return [(record.path, dataset.labels[record.label]) for record in dataset.split(split)]

@@ -27,3 +27,28 @@ def as_frame(table: Any) -> pd.DataFrame:
 
 def _is_rows(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
+
+
+# The benchmark table's user-facing columns (har_core.export.benchmark.BenchmarkRow field -> column), in order.
+BENCHMARK_COLUMNS = {
+    "format": "format",
+    "status": "status",
+    "size_mb": "size (MB)",
+    "accuracy": "accuracy",
+    "preprocess_ms": "preprocess ms",
+    "p50_ms": "inference ms",
+    "end_to_end_ms": "end-to-end ms",
+    "throughput_ips": "img/s",
+    "device": "device",
+    "note": "note",
+}
+
+
+def benchmark_frame(table: Any) -> pd.DataFrame:
+    """One row per format as the export docs show it: status, size, accuracy, batch-1 latency split into preprocess /
+    inference / end to end, throughput at the table's batch size (named in the column). Tables written before a
+    column existed show it empty."""
+    frame = as_frame(table).reindex(columns=list(BENCHMARK_COLUMNS))
+    batch = getattr(table.rows[0], "batch_size", None) if getattr(table, "rows", None) else None
+    columns = {**BENCHMARK_COLUMNS, "throughput_ips": f"img/s (batch {batch})" if batch else "img/s"}
+    return frame.rename(columns=columns)

@@ -15,6 +15,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from har_core.config import ExportConfig
+from har_core.export.fusion import fuse_for_onnxruntime, graph_of, split_packed_attention
 from har_core.export.graphs import (
     CLASS_EMBEDDINGS_FILE,
     IMAGE_INPUT,
@@ -42,6 +43,7 @@ from har_core.runtime.manifest import (
     ExportManifest,
     FormatStatus,
     ModelSource,
+    OnnxGraph,
     TensorSpec,
     TextTowerSpec,
     describe_file,
@@ -135,13 +137,20 @@ def _export_one(
         relative[role] = path.name
     max_batch = None
     notes: list[str] = []
+    graph = None
     if export_format == "onnx":
-        relative[MODEL_ROLE] = export_onnx_image_model(classifier, directory / "model.onnx", config.opset).name
+        path, graph = _onnx_graph(classifier, directory, "model.onnx", config)
+        relative[MODEL_ROLE] = path.name
     elif export_format == "onnx-int8":
-        fp32 = export_onnx_image_model(classifier, directory / "model.fp32.onnx", config.opset)
+        fp32, graph = _onnx_graph(classifier, directory, "model.fp32.onnx", config)
+        if graph is not None:  # the quantiser skips packed attention: give it the q/k/v MatMuls
+            split_packed_attention(fp32)
         weight_type, reduce_range = INT8_WEIGHTS[config.int8_weights]
-        relative[MODEL_ROLE] = quantize_onnx_int8(fp32, directory / "model.int8.onnx", weight_type, reduce_range).name
+        int8 = quantize_onnx_int8(fp32, directory / "model.int8.onnx", weight_type, reduce_range)
         fp32.unlink()
+        relative[MODEL_ROLE] = int8.name
+        if graph is not None:
+            graph = graph_of(int8, graph)
         notes.append(f"int8 weights: {config.int8_weights} (dynamic quantisation, per channel, uint8 activations)")
     elif export_format == "torchscript":
         relative[MODEL_ROLE] = export_torchscript(classifier, directory / "model.pt").name
@@ -168,10 +177,24 @@ def _export_one(
         relative["onnx_source"] = onnx_path.name
         max_batch = config.tensorrt_max_batch
     manifest = _manifest(classifier, export_format, directory, relative, shared, source, max_batch)
-    if notes:
-        manifest = manifest.model_copy(update={"notes": (*manifest.notes, *notes)})
+    manifest = manifest.model_copy(update={"notes": (*manifest.notes, *notes), "graph": graph})
     manifest.save(directory)
     return manifest
+
+
+def _onnx_graph(
+    classifier: HarClipClassifier, directory: Path, name: str, config: ExportConfig
+) -> tuple[Path, OnnxGraph | None]:
+    """The image model as ONNX at `directory/name`: fused for onnxruntime (with what was fused) or standard."""
+    path = directory / name
+    if config.onnx_graph == "standard":
+        return export_onnx_image_model(classifier, path, config.opset), None
+    standard = export_onnx_image_model(classifier, directory / "model.standard.onnx", config.opset)
+    try:
+        graph = fuse_for_onnxruntime(standard, path)
+    finally:
+        standard.unlink()
+    return path, graph
 
 
 def _manifest(classifier, export_format, directory, relative, shared, source, max_batch) -> ExportManifest:

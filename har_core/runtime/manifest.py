@@ -95,6 +95,19 @@ class ModelSource(BaseModel):
     backbone: str
 
 
+class OnnxGraph(BaseModel):
+    """How an ONNX image graph was optimised before shipping: the fusion route, what it fused, what is left."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    route: str  # the optimiser that fused it, with its version
+    fusions: dict[str, int] = {}  # fusion -> times applied in the shipped graph
+    reverted: dict[str, int] = {}  # fusion -> times undone because it measured slower (see har_core/export/fusion.py)
+    fused_nodes: dict[str, int] = {}  # com.microsoft operator -> nodes of it in the shipped graph
+    nodes: int  # nodes in the shipped graph
+    standard_nodes: int  # nodes in the standard (unfused) export it was made from
+
+
 class ExportManifest(JsonFileModel):
     """One exported format: files with sha256, input/output specs, preprocessing, labels and its parity gate."""
 
@@ -115,6 +128,7 @@ class ExportManifest(JsonFileModel):
     max_batch_size: int | None = None  # TensorRT engines are built for a batch range; None: any
     files: dict[str, ExportedFile]
     text_tower: TextTowerSpec | None = None
+    graph: OnnxGraph | None = None  # ONNX formats with a fused graph; None: the standard export (or not ONNX)
     parity: ParityResult | None = None
     source: ModelSource
     model_card: HarClipModelCard

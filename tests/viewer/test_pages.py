@@ -172,8 +172,15 @@ def test_runs_page_shows_the_run_curves_evaluation_and_versions(app, viewer_run)
     decision = version.get_artifact(PROMOTION_DECISION_ARTIFACT).load()
     assert f"Stage: **{decision.stage}** · promotion: {decision.reason}" in markdown
     assert decision.stage == store.stage_of(version) == "staging" and "below the floor" in decision.reason
-    [benchmark] = [frame.value for frame in at.dataframe if "p50_ms" in frame.value.columns]
-    assert benchmark["format"].tolist() == ["onnx"] and benchmark["p50_ms"].iloc[0] > 0
+    [benchmark] = [frame.value for frame in at.dataframe if "inference ms" in frame.value.columns]
+    assert benchmark.columns.tolist() == [
+        *("format", "status", "size (MB)", "accuracy", "preprocess ms", "inference ms", "end-to-end ms"),
+        *("img/s (batch 2)", "device", "note"),
+    ]
+    onnx = benchmark.iloc[0]
+    assert benchmark["format"].tolist() == ["onnx"] and onnx["status"] == "passed" and onnx["inference ms"] > 0
+    assert abs(onnx["accuracy"] - report.accuracy) <= 1 / report.num_images  # through ONNX, on the test split
+    assert f"top-1 on {report.num_images} test images" in " ".join(markdown)
     [versions] = [frame.value for frame in at.dataframe if "promotion" in frame.value.columns]
     assert decision.reason in versions.loc[versions["number"] == version.number, "promotion"].tolist()
     [provenance] = [frame.value for frame in at.dataframe if list(frame.value.columns) == ["what", "value"]]

@@ -8,7 +8,7 @@ import streamlit as st
 from steps.names import FINE_TUNED_EVALUATION_STEP, ZERO_SHOT_EVALUATION_STEP
 from viewer import store
 from viewer.charts import confusion_chart, history_chart, per_class_chart, per_class_frame
-from viewer.tables import as_frame
+from viewer.tables import benchmark_frame
 
 MAX_CONFUSION_LINKS = 8
 
@@ -95,8 +95,8 @@ def show_version(version) -> None:
             "No benchmark table for this version: the benchmark step (after export) records one per exported format."
         )
     else:
-        st.markdown("**Benchmark per format**")
-        st.dataframe(as_frame(table), hide_index=True)
+        st.markdown(f"**Benchmark per format** ({_benchmark_caption(table)})")
+        st.dataframe(benchmark_frame(table), hide_index=True)
     show_provenance(version)
 
 
@@ -120,6 +120,12 @@ def show_provenance(version) -> None:
         )
     with st.expander("Full provenance record"):
         st.json(provenance.model_dump(mode="json"))
+
+
+def _benchmark_caption(table) -> str:
+    images = next((row.accuracy_images for row in table.rows if getattr(row, "accuracy_images", None)), None)
+    accuracy = f"accuracy: top-1 on {images} {table.split} images through each format" if images else "no accuracy"
+    return f"{accuracy}; latency at batch 1, p50; measured on {table.machine}, {table.threads} threads"
 
 
 def show_versions() -> None:

@@ -66,6 +66,7 @@ def test_int8_logits_are_the_same_on_an_avx2_only_cpu(tiny_exports, parity_pixel
     settings["int8 (onnxruntime's default, U8S8)"] = quantize_onnx_int8(fp32, tmp_path / "u8s8.onnx", "QInt8")
     models = list(settings.values())
     export_dir = tiny_exports.directory("onnx-int8")
+    assert tiny_exports.manifest("onnx-int8").graph.fused_nodes["MultiHeadAttention"]  # the fused graph is checked
     _logits([], export_dir, pixels, models, tmp_path / "host")
     emulated = _logits(["qemu-x86_64", "-cpu", AVX2_ONLY_CPU], export_dir, pixels, models, tmp_path / "avx2")
     assert emulated["AVX2"] and not emulated["AVX512F"], f"the emulated CPU is not AVX2-only: {emulated}"
