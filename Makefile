@@ -16,6 +16,9 @@ INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 export ZENML_ANALYTICS_OPT_IN := false
 export TOKENIZERS_PARALLELISM := false
+# uv trusts its own bundled CA roots unless told otherwise; behind a TLS-inspecting proxy (a company network, this
+# project's CI) only the machine's store knows the proxy's CA, so uv reads the platform's store like pip does.
+export UV_SYSTEM_CERTS ?= 1
 
 .PHONY: install lock lock-check quickstart test test-fast lint docs docs-build clean
 
