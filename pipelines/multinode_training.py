@@ -66,7 +66,7 @@ def multinode_training_pipeline(
     CommandStep(command=node_command(job_uri), name=TRAIN_COMMAND_STEP)(
         id=TRAIN_COMMAND_STEP, after="publish_training_job"
     )
-    trained_model, _ = load_trained_model(job_uri=job_uri, after=TRAIN_COMMAND_STEP)
+    trained_model, _ = load_trained_model(job_uri=job_uri, dataset=dataset, after=TRAIN_COMMAND_STEP)
     evaluate_export_promote(trained_model, dataset, evaluation, export, benchmark, promotion)
 
 

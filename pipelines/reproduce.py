@@ -6,6 +6,9 @@ naming it, unless `--allow-drift`. The run itself is run.py's ordinary training 
 stack, with the recorded `parameters:` (a moving data reference fixed at the recorded commit) and a config `extra:`
 that tells the train step which run it re-makes. Nothing is checked out: a different commit is refused with the
 `git` command that would check out the recorded one.
+
+Both training pipelines are reproducible: a run of `multinode_training_pipeline` is re-run by that pipeline (its
+command step's settings, the pod count among them, carried over), compared within tolerance as any DDP run.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,7 @@ from zenml.client import Client
 from zenml.io import fileio
 from zenml.models import PipelineRunResponse
 
-from har_core.config import TrainingPipelineParameters
+from har_core.config import MultiNodeTrainingParameters, TrainingPipelineParameters
 from har_core.data.dataset import DatasetManifest
 from har_core.locations import anchor_paths
 from har_core.runtime.model_card import HarClipModelCard
@@ -52,19 +56,56 @@ from steps.names import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PIPELINE_NAME = "training_pipeline"
-TRAIN_STEP = "train_model"
 DATA_STEPS = ("load_data", "load_dvc_data")
 REPRODUCTION_TAG = "reproduction"
 VERSION_STAGES = ("production", "staging", "archived", "latest")
 
 
+@dataclass(frozen=True)
+class TrainingPipeline:
+    """A pipeline that trains: the step whose `trained_model` output carries the provenance, the steps that must
+    have run (not been cached) for a rebuild to count, and its `parameters:` schema."""
+
+    name: str
+    model_step: str
+    trained_by: tuple[str, ...]
+    schema: type[TrainingPipelineParameters]
+
+
+SINGLE_NODE = TrainingPipeline("training_pipeline", "train_model", ("train_model",), TrainingPipelineParameters)
+MULTI_NODE = TrainingPipeline(
+    "multinode_training_pipeline",
+    "load_trained_model",
+    ("train_on_nodes", "load_trained_model"),
+    MultiNodeTrainingParameters,
+)
+TRAINING_PIPELINES = {pipeline.name: pipeline for pipeline in (SINGLE_NODE, MULTI_NODE)}
+
+
+def training_pipeline_of(run: PipelineRunResponse) -> TrainingPipeline:
+    name = run.pipeline.name if run.pipeline is not None else None
+    if name not in TRAINING_PIPELINES:
+        raise click.ClickException(
+            f"Run {run.name!r} is a run of {name!r}, which trains no model; reproduce a run of "
+            f"{' or '.join(sorted(TRAINING_PIPELINES))}."
+        )
+    return TRAINING_PIPELINES[name]
+
+
+def run_multinode(config: Path) -> None:
+    """The multi-node pipeline with a reproduction's config, caching off (as run.py's --no-cache)."""
+    from pipelines.multinode_training import multinode_training_pipeline
+
+    multinode_training_pipeline.with_options(config_path=str(config), enable_cache=False)()
+
+
 def reproduce_run(target: str, allow_drift: bool, train: Callable[[Path], None]) -> None:
-    """Check, run (`train(config_path)`: run.py's training run, caching off) and compare; a rebuild that should
-    have matched and did not is an error (exit 1)."""
+    """Check, run (`train(config_path)`: run.py's training run, caching off; a multi-node run goes through its own
+    pipeline) and compare; a rebuild that should have matched and did not is an error (exit 1)."""
     original = find_training_run(target)
+    pipeline = training_pipeline_of(original)
     provenance = recorded_provenance(original)
-    parameters = pinned_parameters(provenance)
+    parameters = pinned_parameters(provenance, pipeline.schema)
     drift = current_drift(original, provenance, parameters)
     if drift and not allow_drift:
         raise click.ClickException(refusal(original.name, drift))
@@ -73,9 +114,9 @@ def reproduce_run(target: str, allow_drift: bool, train: Callable[[Path], None])
         click.echo(f"Drift, allowed by --allow-drift: {line}")
     with tempfile.TemporaryDirectory(prefix="har-clip-reproduce-") as scratch:
         config = write_run_config(Path(scratch), original, parameters, drift)
-        previous = latest_run_id(PIPELINE_NAME)
-        train(config)
-    reproduced = run_since(PIPELINE_NAME, previous)
+        previous = latest_run_id(pipeline.name)
+        (train if pipeline is SINGLE_NODE else run_multinode)(config)
+    reproduced = run_since(pipeline.name, previous)
     if reproduced is None:
         raise click.ClickException("The reproduction run did not start; see the output above.")
     comparison = compare_runs(original, provenance, reproduced)
@@ -115,16 +156,17 @@ def find_training_run(target: str) -> PipelineRunResponse:
         if artifact is None:
             raise click.ClickException(f"Model version {version.name} has no trained model to reproduce.")
         return client.get_pipeline_run(artifact.producer_pipeline_run_id)
-    step = run.steps.get(TRAIN_STEP)
+    model_step = training_pipeline_of(run).model_step
+    step = run.steps.get(model_step)
     if step is None or TRAINED_MODEL_ARTIFACT not in step.outputs:
-        raise click.ClickException(f"Run {run.name!r} has no trained model (its {TRAIN_STEP} step did not finish).")
+        raise click.ClickException(f"Run {run.name!r} has no trained model (its {model_step} step did not finish).")
     producer = step.outputs[TRAINED_MODEL_ARTIFACT][0].producer_pipeline_run_id
     return run if producer in (None, run.id) else client.get_pipeline_run(producer)
 
 
 def recorded_provenance(run: PipelineRunResponse) -> TrainingProvenance:
     """The provenance in the trained model's card, read from the artifact store without loading the weights."""
-    uri = run.steps[TRAIN_STEP].outputs[TRAINED_MODEL_ARTIFACT][0].uri
+    uri = trained_model_uri(run)
     with fileio.open(os.path.join(uri, HarClipModelCard.file_name), "r") as handle:
         card = HarClipModelCard.model_validate_json(handle.read())
     if card.provenance is None:
@@ -133,6 +175,10 @@ def recorded_provenance(run: PipelineRunResponse) -> TrainingProvenance:
             "recorded code, lock and data version to reproduce it from."
         )
     return card.provenance
+
+
+def trained_model_uri(run: PipelineRunResponse) -> str:
+    return run.steps[training_pipeline_of(run).model_step].outputs[TRAINED_MODEL_ARTIFACT][0].uri
 
 
 def recorded_files(run: PipelineRunResponse) -> dict[str, str]:
@@ -187,7 +233,11 @@ def write_run_config(
         }
     steps = {}
     for name, step in original.steps.items():
-        uses = {key: True for key in ("experiment_tracker", "step_operator") if getattr(step.config, key, None)}
+        uses: dict[str, Any] = {
+            key: True for key in ("experiment_tracker", "step_operator") if getattr(step.config, key, None)
+        }
+        if name in training_pipeline_of(original).trained_by and step.config.settings:
+            uses["settings"] = carried_settings(step.config.settings)  # e.g. a command step's pod_count
         if uses:
             steps[name] = uses
     if steps:
@@ -200,12 +250,22 @@ def write_run_config(
     return path
 
 
+def carried_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The training steps' step-operator and resource settings as the run config spells them."""
+    carried = {}
+    for key, value in settings.items():
+        if key.split(".")[0] in ("step_operator", "resources"):
+            carried[key] = value if isinstance(value, dict) else value.model_dump(mode="json", exclude_unset=True)
+    return carried
+
+
 def compare_runs(
     original: PipelineRunResponse, provenance: TrainingProvenance, reproduced: PipelineRunResponse
 ) -> Comparison:
     """Weights (sha256 of the trained model's safetensors files) and every recorded metric of both runs."""
-    if reproduced.steps[TRAIN_STEP].status.value != "completed":  # caching is off: anything else is a bug
-        raise click.ClickException(f"The {TRAIN_STEP} step of run {reproduced.name!r} did not run.")
+    for name in training_pipeline_of(reproduced).trained_by:  # caching is off: anything else is a bug
+        if name not in reproduced.steps or reproduced.steps[name].status.value != "completed":
+            raise click.ClickException(f"The {name} step of run {reproduced.name!r} did not run.")
     standard = expected_standard(provenance.machine, recorded_provenance(reproduced).machine)
     weights = [weights_sha256(run) for run in (original, reproduced)]
     return compare(run_metrics(original), run_metrics(reproduced), weights[0] == weights[1], standard)
@@ -213,7 +273,7 @@ def compare_runs(
 
 def weights_sha256(run: PipelineRunResponse) -> str:
     """sha256 over the trained model's weight files (`backbone/*.safetensors`), by name, in the artifact store."""
-    uri = os.path.join(run.steps[TRAIN_STEP].outputs[TRAINED_MODEL_ARTIFACT][0].uri, "backbone")
+    uri = os.path.join(trained_model_uri(run), "backbone")
     digest = hashlib.sha256()
     for name in sorted(str(entry) for entry in fileio.listdir(uri) if str(entry).endswith(".safetensors")):
         digest.update(name.encode() + b"\0")
@@ -225,7 +285,7 @@ def weights_sha256(run: PipelineRunResponse) -> str:
 
 def run_metrics(run: PipelineRunResponse) -> dict[str, float]:
     """Every per-epoch training metric, the best val accuracy, and the fine-tuned model's test metrics."""
-    result = run.steps[TRAIN_STEP].outputs[TRAINING_RESULT_ARTIFACT][0].load()
+    result = run.steps[training_pipeline_of(run).model_step].outputs[TRAINING_RESULT_ARTIFACT][0].load()
     metrics = {"best_val_accuracy": result.best_val_accuracy}
     for epoch in result.history:
         metrics |= {f"epoch {epoch.epoch} {key}": value for key, value in epoch.model_dump(exclude={"epoch"}).items()}

@@ -5,8 +5,9 @@ outputs, and each pod has its own disk: only the artifact store is common. So `p
 `<job_uri>/job.json` (the training config, the node count and the ids of the base-model and dataset artifacts);
 every pod runs `python -m steps.multinode_node <job_uri>`, loads both artifacts through their materializers (the
 dataset's images come out of its `images.tar`), trains under torchrun across the pods, and the pod holding global
-rank 0 uploads `best/`, `last/` and `result.json` under `<job_uri>`; `load_trained_model` turns them into the same
-typed `trained_model` / `training_result` artifacts the single-node pipeline produces.
+rank 0 uploads `best/`, `last/`, `environment.json` and `result.json` under `<job_uri>`; `load_trained_model`
+turns them into the same typed `trained_model` / `training_result` artifacts the single-node pipeline produces,
+with the same provenance on the model (the machine and libraries are the rank-0 pod's).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from zenml import get_step_context, log_metadata, step
 from zenml.io import fileio
 from zenml.utils import io_utils
 
-from har_core.config import TrainingConfig
+from har_core.config import MultiNodeTrainingParameters, TrainingConfig
 from har_core.data.dataset import DatasetManifest
 from har_core.model.classifier import HarClipClassifier
 from har_core.training.job import JOB_FILE, RESULT_FILE
@@ -31,6 +32,7 @@ from steps import (
     tracking,
 )
 from steps.names import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
+from steps.provenance import ENVIRONMENT_FILE, TrainingEnvironment, record_training_provenance
 
 TRAIN_COMMAND_STEP = "train_on_nodes"
 CHECKPOINTS_DIR = "checkpoints"
@@ -108,15 +110,19 @@ def publish_training_job(
 
 @step(enable_cache=False)
 def load_trained_model(
-    job_uri: str,
+    job_uri: str, dataset: DatasetManifest
 ) -> tuple[Annotated[HarClipClassifier, TRAINED_MODEL_ARTIFACT], Annotated[TrainingResult, TRAINING_RESULT_ARTIFACT]]:
-    """Read what global rank 0's pod uploaded; log its per-epoch metrics to the trackers here (pods have none)."""
+    """Read what global rank 0's pod uploaded; log its per-epoch metrics to the trackers here (pods have none) and
+    record the provenance, with the pod's environment, on the model version and in the model card."""
     with fileio.open(f"{job_uri}/{RESULT_FILE}", "r") as handle:
         result = TrainingResult.model_validate_json(handle.read())
+    with fileio.open(f"{job_uri}/{ENVIRONMENT_FILE}", "r") as handle:
+        environment = TrainingEnvironment.model_validate_json(handle.read())
     with tempfile.TemporaryDirectory() as local:
         io_utils.copy_dir(result.best_checkpoint, local)
         model = HarClipClassifier.load(Path(local))
     for metrics in result.history:
         tracking.log_metrics(metrics.model_dump(exclude={"epoch"}), step=metrics.epoch)
     tracking.log_metrics({"best_val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch})
+    model.provenance = record_training_provenance(dataset, result, environment, schema=MultiNodeTrainingParameters)
     return model, result

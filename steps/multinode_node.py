@@ -4,7 +4,8 @@ A pod shares nothing with the machine that published the job but the artifact st
 it reads `JOB_URI/job.json`, loads the base model and the dataset through their artifacts (the images come out of
 the dataset's `images.tar` into this pod's own cache), writes a job for its torchrun workers in its own temp dir,
 and joins the other pods (node layout from the variables ZenML's Kubernetes step operator sets). The pod holding
-global rank 0 uploads `best/`, `last/` and `result.json` under `JOB_URI`. A failure is recorded on the command
+global rank 0 uploads `best/`, `last/`, `environment.json` (its machine and libraries, for the provenance) and
+`result.json` under `JOB_URI`. A failure is recorded on the command
 step, so the step fails with its cause rather than "failed with status failed".
 """
 
@@ -27,8 +28,10 @@ from zenml.utils.exception_utils import collect_exception_information
 from har_core.training.launcher import NodeSpec, launch_node, write_job
 from har_core.training.trainer import TrainingResult
 from steps.multinode import CHECKPOINTS_DIR, RESULT_FILE, TRAIN_COMMAND_STEP, PublishedJob
+from steps.provenance import ENVIRONMENT_FILE, training_environment
 
 logger = logging.getLogger(__name__)
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # Set by ZenML's Kubernetes step operator on each pod of a multi-pod command step (zenml.integrations.kubernetes
 # .constants); the indexed Job numbers its pods through JOB_COMPLETION_INDEX, which becomes torchrun's node rank.
@@ -73,7 +76,10 @@ def run_node(job_uri: str, published: PublishedJob) -> None:
 
 
 def upload_result(result: TrainingResult, job_uri: str) -> None:
-    """`best/` and `last/` to `JOB_URI/checkpoints`, then `result.json` pointing at them (written last)."""
+    """`best/` and `last/` to `JOB_URI/checkpoints`, this pod's environment, then `result.json` pointing at them
+    (written last: the load step takes it as the sign that everything else is there)."""
+    with fileio.open(f"{job_uri}/{ENVIRONMENT_FILE}", "w") as handle:
+        handle.write(training_environment(result, PROJECT_ROOT).model_dump_json(indent=2))
     stored = {}
     for name, local in (("best", result.best_checkpoint), ("last", result.last_checkpoint)):
         stored[name] = f"{job_uri}/{CHECKPOINTS_DIR}/{name}"

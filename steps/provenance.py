@@ -1,6 +1,7 @@
 """The ZenML half of a training run's provenance: the run, its stack, its full config and the stored diff.
 
-Called by the train step in the process that trained (its torch threads and CPU are the ones recorded). The record
+Called by the train step in the process that trained (its torch threads and CPU are the ones recorded); the
+multi-node pipeline's load step records it with the environment its rank-0 pod wrote (`TrainingEnvironment`). The record
 goes on the model version's metadata (`provenance`) and into the trained model's card, so a cached run's model
 version and every export still say how their weights were made.
 """
@@ -9,13 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
 from zenml import get_step_context, log_metadata, save_artifact
 from zenml.client import Client
 from zenml.utils import source_utils
 
 from har_core.config import TrainingPipelineParameters
 from har_core.data.dataset import DatasetManifest
-from har_core.runtime.provenance import ReproductionOf, StackInfo, TrainingProvenance
+from har_core.runtime.provenance import LockVersion, MachineInfo, ReproductionOf, StackInfo, TrainingProvenance
 from har_core.training.provenance import code_version, data_version, library_versions, lock_version, machine_info, seeds
 from har_core.training.trainer import TrainingResult
 from locks.declarations import LOCKS
@@ -30,6 +32,32 @@ def environment_lock(cuda: bool) -> Path:
     return LOCKS["gpu-dev-cluster" if cuda else "cpu-dev-cluster"].path
 
 
+class TrainingEnvironment(BaseModel):
+    """What the process that trained knows about itself: its machine, libraries and installed-vs-lock. A
+    multi-node run's pods write it beside their result (`ENVIRONMENT_FILE`), since the step that records the
+    provenance runs elsewhere."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    machine: MachineInfo
+    versions: dict[str, str]
+    lock: LockVersion
+
+
+ENVIRONMENT_FILE = "environment.json"
+
+
+def training_environment(result: TrainingResult, root: Path) -> TrainingEnvironment:
+    """This process's environment, for the run `result` describes (its device, world size and strategy)."""
+    import torch
+
+    return TrainingEnvironment(
+        machine=machine_info(result.device, result.world_size, result.strategy),
+        versions=library_versions(),
+        lock=lock_version(environment_lock(bool(torch.version.cuda)), root),
+    )
+
+
 def stack_info() -> StackInfo:
     stack = Client().active_stack_model
     components = {
@@ -39,14 +67,21 @@ def stack_info() -> StackInfo:
     return StackInfo(name=stack.name, components=components)
 
 
-def record_training_provenance(dataset: DatasetManifest, result: TrainingResult) -> TrainingProvenance:
-    """Collect, store the diff of a dirty checkout as an artifact, and log the record on the model version."""
-    import torch
+def record_training_provenance(
+    dataset: DatasetManifest,
+    result: TrainingResult,
+    environment: TrainingEnvironment | None = None,
+    schema: type[TrainingPipelineParameters] = TrainingPipelineParameters,
+) -> TrainingProvenance:
+    """Collect, store the diff of a dirty checkout as an artifact, and log the record on the model version.
 
+    `environment`: the training process's own (a multi-node run's rank-0 pod); None means this process trained.
+    `schema`: the pipeline's `parameters:` model (the multi-node one adds `nodes`)."""
     context = get_step_context()
     run = context.pipeline_run
     root = Path(source_utils.get_source_root())
-    parameters = TrainingPipelineParameters.model_validate(run.config.parameters or {})
+    environment = environment or training_environment(result, root)
+    parameters = schema.model_validate(run.config.parameters or {})
     code, diff = code_version(root)
     if diff:
         if len(diff) > MAX_STORED_DIFF_CHARS:
@@ -58,13 +93,13 @@ def record_training_provenance(dataset: DatasetManifest, result: TrainingResult)
     provenance = TrainingProvenance(
         run=run.name,
         code=code,
-        lock=lock_version(environment_lock(bool(torch.version.cuda)), root),
+        lock=environment.lock,
         parameters=parameters.model_dump(mode="json"),
         stack=stack_info(),
         data=data_version(dataset, parameters.data, dvc.get("dvc_commit"), dvc.get("dvc_md5")),
         seeds=seeds(parameters),
-        machine=machine_info(result.device, result.world_size, result.strategy),
-        versions=library_versions(),
+        machine=environment.machine,
+        versions=environment.versions,
         reproduces=ReproductionOf.model_validate(reproduces) if reproduces else None,
     )
     log_provenance(provenance)

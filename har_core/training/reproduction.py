@@ -23,10 +23,12 @@ LOSS_TOLERANCE = 0.05
 MAX_NAMED_FILES = 5
 
 
-def pinned_parameters(provenance: TrainingProvenance) -> TrainingPipelineParameters:
-    """The recorded config, with a moving data reference (a DVC branch, the Hub's `main`) fixed at the commit the
-    original run resolved it to."""
-    parameters = TrainingPipelineParameters.model_validate(provenance.parameters)
+def pinned_parameters(
+    provenance: TrainingProvenance, schema: type[TrainingPipelineParameters] = TrainingPipelineParameters
+) -> TrainingPipelineParameters:
+    """The recorded config (validated by its pipeline's `schema`), with a moving data reference (a DVC branch, the
+    Hub's `main`) fixed at the commit the original run resolved it to."""
+    parameters = schema.model_validate(provenance.parameters)
     data, recorded = parameters.data, provenance.data
     if data.source == "dvc" and recorded.dvc_commit:
         data = data.model_copy(update={"dvc": data.dvc.model_copy(update={"rev": recorded.dvc_commit})})

@@ -2,13 +2,16 @@
 
 The command step runs through the local_process step operator, so the same steps.multinode_node entry the
 Kubernetes pods run reads the job, loads model and data from their artifacts, trains under torchrun and uploads
-the result. The CLI refusals and the pod-variable parsing are checked without running anything.
+the result. That run records its provenance (the pod's machine: 2 DDP processes) and `run.py --reproduce`
+re-runs it through the same pipeline, compared within tolerance. The CLI refusals and the pod-variable parsing
+are checked without running anything.
 """
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
+from har_core.runtime.provenance import TrainingProvenance
 from har_core.training.launcher import NodeSpec
 from pipelines.multinode_training import TRAIN_COMMAND_STEP, main
 from steps.multinode_node import (
@@ -18,13 +21,19 @@ from steps.multinode_node import (
     POD_COUNT_VARIABLE,
     node_from_environment,
 )
-from steps.names import EVALUATION_REPORT_ARTIFACT, FINE_TUNED_EVALUATION_STEP, TRAINED_MODEL_ARTIFACT
+from steps.names import (
+    EVALUATION_REPORT_ARTIFACT,
+    FINE_TUNED_EVALUATION_STEP,
+    PROVENANCE_METADATA_KEY,
+    REPRODUCTION_METADATA_KEY,
+    TRAINED_MODEL_ARTIFACT,
+)
 from tests.conftest import PROJECT_ROOT
 from tests.pipelines.test_training_pipeline import quickstart_config_in
 
 
 @pytest.mark.slow
-def test_the_multinode_pipeline_yields_the_usual_trained_model_artifact(zenml_client, tmp_path):
+def test_the_multinode_pipeline_yields_the_usual_trained_model_artifact_and_reproduces(zenml_client, tmp_path):
     config = yaml.safe_load(quickstart_config_in(tmp_path).read_text())
     config["parameters"]["nodes"] = 1
     config["parameters"]["data"]["synthetic"] = {"images_per_class": 8, "image_size": 64, "seed": 0}
@@ -48,6 +57,22 @@ def test_the_multinode_pipeline_yields_the_usual_trained_model_artifact(zenml_cl
     assert report.num_images > 0
     job_uri = run.steps["publish_training_job"].run_metadata["job_uri"]
     assert job_uri.startswith(zenml_client.active_stack.artifact_store.path)
+
+    recorded = TrainingProvenance.model_validate(run.model_version.run_metadata[PROVENANCE_METADATA_KEY])
+    assert recorded == model.provenance and recorded.run == run.name and recorded.parameters["nodes"] == 1
+    assert (recorded.machine.world_size, recorded.machine.strategy) == (2, "ddp") and recorded.machine.cpu_model
+    assert recorded.lock.file == "locks/cpu-dev-cluster.txt" and "torch" in recorded.versions
+
+    import run as run_cli
+
+    reproduction = CliRunner().invoke(run_cli.main, ["--reproduce", run.name])
+    assert reproduction.exit_code == 0, reproduction.output + repr(reproduction.exception)
+    rerun = zenml_client.get_pipeline("multinode_training_pipeline").last_run
+    assert rerun.id != run.id and rerun.steps[TRAIN_COMMAND_STEP].status.value == "completed"  # caching off
+    assert "Standard: within tolerance (2 processes (ddp)" in reproduction.output
+    assert "REPRODUCED within tolerance." in reproduction.output
+    record = rerun.model_version.run_metadata[REPRODUCTION_METADATA_KEY]
+    assert record["of_run"] == run.name and record["reproduced"] and record["standard"] == "tolerance"
 
 
 @pytest.mark.parametrize(
