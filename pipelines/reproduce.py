@@ -44,6 +44,7 @@ from har_core.training.reproduction import (
 )
 from pipelines.run_summary import latest_run_id, run_since
 from steps.materializers import MANIFEST_FILE
+from steps.multinode import TRAIN_COMMAND_STEP
 from steps.names import (
     DATASET_ARTIFACT,
     EVALUATION_REPORT_ARTIFACT,
@@ -76,7 +77,7 @@ SINGLE_NODE = TrainingPipeline("training_pipeline", "train_model", ("train_model
 MULTI_NODE = TrainingPipeline(
     "multinode_training_pipeline",
     "load_trained_model",
-    ("train_on_nodes", "load_trained_model"),
+    (TRAIN_COMMAND_STEP, "load_trained_model"),
     MultiNodeTrainingParameters,
 )
 TRAINING_PIPELINES = {pipeline.name: pipeline for pipeline in (SINGLE_NODE, MULTI_NODE)}
