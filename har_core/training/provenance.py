@@ -49,12 +49,19 @@ def code_version(root: str | Path) -> tuple[CodeVersion, str]:
     diff = _git(root, "diff", "HEAD", "--binary") or ""
     untracked = (_git(root, "ls-files", "--others", "--exclude-standard", "-z") or "").split("\0")
     top = Path((_git(root, "rev-parse", "--show-toplevel") or str(root)).strip())
-    listed = [f"untracked {name} sha256 {file_sha256(top / name)}" for name in sorted(filter(None, untracked))]
+    listed = [f"untracked {name} {_untracked_digest(top / name)}" for name in sorted(filter(None, untracked))]
     text = diff + ("\n".join(listed) + "\n" if listed else "")
     if not text:
         return CodeVersion(commit=commit.strip()), ""
     digest = hashlib.sha256(text.encode()).hexdigest()
     return CodeVersion(commit=commit.strip(), dirty=True, diff_sha256=digest), text
+
+
+def _untracked_digest(path: Path) -> str:
+    """A symbolic link is its target, as git records one (a linked `.venv` must not be read as a file)."""
+    if path.is_symlink():
+        return f"symlink {os.readlink(path)}"
+    return f"sha256 {file_sha256(path)}"
 
 
 def lock_version(lock: str | Path, root: str | Path) -> LockVersion:

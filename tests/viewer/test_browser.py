@@ -57,10 +57,12 @@ def browser():
 def viewer_url(viewer_run):
     """`streamlit run viewer/app.py` on the session's ZenML store; its whole process group is killed at the end."""
     port = free_port()
+    _, version = viewer_run
     env = {
         **os.environ,
         "PYTHONPATH": str(PROJECT_ROOT),
-        "HAR_CLIP_VIEWER_STAGE": "latest",  # the tiny run's version is the newest, whatever its stage
+        # Pinned: tests that ran since the tiny run may have added newer versions and moved its stage.
+        "HAR_CLIP_VIEWER_STAGE": str(version.number),
         "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
     }
     env.pop("HAR_CLIP_BENTO_URL", None)

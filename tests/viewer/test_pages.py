@@ -24,8 +24,10 @@ TIMEOUT = 180  # seconds per script run: two shared cores, ONNX session start, Z
 def app(viewer_run, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    for name in ("HAR_CLIP_BENTO_URL", "HAR_CLIP_API_TOKEN", "HAR_CLIP_VIEWER_STAGE"):
+    for name in ("HAR_CLIP_BENTO_URL", "HAR_CLIP_API_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    # Pinned: tests that ran since the tiny run may have added newer versions and moved its stage.
+    monkeypatch.setenv("HAR_CLIP_VIEWER_STAGE", str(viewer_run[1].number))
     return AppTest.from_file(APP, default_timeout=TIMEOUT)
 
 
@@ -68,8 +70,6 @@ def test_predict_page_ranks_uploads_like_the_export_and_refuses_non_images(app, 
     _, version = viewer_run
     at = app.run()
     assert not at.exception
-    stage = store.stage_of(version)
-    at.sidebar.selectbox[0].set_value(stage).run()
     assert f"local onnx export of har_clip_classifier version {version.number}" in texts(at.caption)[0]
     assert texts(at.info) == [
         "Upload images (or turn on the camera) to see the model's top labels, or a video to see its action segments."
@@ -90,10 +90,8 @@ def test_predict_page_ranks_uploads_like_the_export_and_refuses_non_images(app, 
 
 
 def test_custom_labels_rank_only_the_given_labels(app, viewer_run, wrong_image):
-    from viewer import store
 
     at = app.run()
-    at.sidebar.selectbox[0].set_value(store.stage_of(viewer_run[1])).run()
     [labels_input] = [box for box in at.text_input if box.label == "Custom labels"]
     labels_input.set_value("juggling, rowing, knitting").run()
     at.file_uploader[0].set_value(("a.png", png_bytes(wrong_image.path), "image/png")).run()
@@ -116,7 +114,6 @@ def test_a_video_upload_shows_the_segments_the_export_finds(app, viewer_run, syn
     )
     video = encode_video(frames, 10, "libvpx")
     at = app.run()
-    at.sidebar.selectbox[0].set_value(store.stage_of(version)).run()
     at.file_uploader[0].set_value([("clip.webm", video, "video/webm"), ("cut.mp4", video[:500], "video/mp4")]).run()
     assert not at.exception
     predictor = Predictor.from_export(store.export_bundle(version).directory("onnx"))
@@ -170,8 +167,9 @@ def test_runs_page_shows_the_run_curves_evaluation_and_versions(app, viewer_run)
         "predicted": [predicted_label],
     }
     decision = version.get_artifact(PROMOTION_DECISION_ARTIFACT).load()
-    assert f"Stage: **{decision.stage}** · promotion: {decision.reason}" in markdown
-    assert decision.stage == store.stage_of(version) == "staging" and "below the floor" in decision.reason
+    assert decision.stage == "staging" and "below the floor" in decision.reason  # as promotion decided then
+    current = store.stage_of(store.model_version(version.number))  # later versions may have taken its stage since
+    assert f"Stage: **{current or 'none'}** · promotion: {decision.reason}" in markdown
     [benchmark] = [frame.value for frame in at.dataframe if "inference ms" in frame.value.columns]
     assert benchmark.columns.tolist() == [
         *("format", "status", "size (MB)", "accuracy", "preprocess ms", "inference ms", "end-to-end ms"),

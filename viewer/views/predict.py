@@ -63,6 +63,16 @@ def serving_at(url: str) -> bool:
         return False
 
 
+def model_choices(configured: str) -> list[str]:
+    """The stages to pick from, with the configured version first when `HAR_CLIP_VIEWER_STAGE` names a number (a
+    pinned version keeps answering however later versions move through the stages)."""
+    return [configured, *STAGES] if configured.isdigit() else STAGES
+
+
+def choice_label(choice: str) -> str:
+    return f"version {choice}" if choice.isdigit() else choice
+
+
 def choose_backend() -> Backend | None:
     """The backend picked in the sidebar, or None after telling the user why there is none."""
     url = st.sidebar.text_input("Bento URL", default_bento_url(), help="Empty: predict with a local model from ZenML.")
@@ -73,13 +83,15 @@ def choose_backend() -> Backend | None:
         except BackendUnavailableError as error:
             st.error(str(error))
             return None
-    default = STAGES.index(settings.stage) if settings.stage in STAGES else 0
-    stage = st.sidebar.selectbox("Model stage", STAGES, index=default)
-    with st.spinner(f"Looking up the {stage} model in ZenML…"):
+    choices = model_choices(settings.stage)
+    default = choices.index(settings.stage) if settings.stage in choices else 0
+    stage = st.sidebar.selectbox("Model stage", choices, index=default, format_func=choice_label)
+    with st.spinner(f"Looking up the {choice_label(stage)} model in ZenML…"):
         version = store.model_version(stage)
     if version is None:
+        where = f"**version {stage}**" if stage.isdigit() else f"stage **{stage}**"
         st.warning(
-            f"No model version at stage **{stage}**. Train one with "
+            f"No model version at {where}. Train one with "
             "`python run.py --pipeline training --config configs/quickstart.yaml`; promotion puts it in production "
             "or staging (pick `latest` for the newest version whatever its stage)."
         )

@@ -51,6 +51,8 @@ def test_a_clean_checkout_records_its_commit_and_a_dirty_one_its_diff(repo):
     assert "-x = 1\n+x = 2" in diff and "untracked new.py sha256 " in diff
     (repo / "new.py").write_text("y = 2\n")  # another untracked content is another diff
     assert code_version(repo)[0].diff_sha256 != dirty.diff_sha256
+    (repo / "venv").symlink_to(repo / ".git")  # a link to a directory (a linked virtualenv): its target, not read
+    assert f"untracked venv symlink {repo / '.git'}" in code_version(repo)[1]
     assert code_version(repo.parent / "nowhere")[0] == CodeVersion()
 
 
