@@ -90,7 +90,6 @@ def test_predict_page_ranks_uploads_like_the_export_and_refuses_non_images(app, 
 
 
 def test_custom_labels_rank_only_the_given_labels(app, viewer_run, wrong_image):
-
     at = app.run()
     [labels_input] = [box for box in at.text_input if box.label == "Custom labels"]
     labels_input.set_value("juggling, rowing, knitting").run()
