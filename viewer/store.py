@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from steps import model_exports
 from steps.names import (
     BENCHMARK_ARTIFACT,
+    DATASET_ARTIFACT,
     EVALUATION_PREDICTIONS_ARTIFACT,
     EVALUATION_REPORT_ARTIFACT,
     FINE_TUNED_EVALUATION_STEP,
@@ -125,7 +127,44 @@ def evaluation_report(run, step: str = FINE_TUNED_EVALUATION_STEP):
 
 
 def evaluation_predictions(run, step: str = FINE_TUNED_EVALUATION_STEP):
-    return step_output(run, step, EVALUATION_PREDICTIONS_ARTIFACT)
+    """The run's per-image predictions, each path readable on this machine when the dataset still loads."""
+    predictions = step_output(run, step, EVALUATION_PREDICTIONS_ARTIFACT)
+    return None if predictions is None else with_local_images(run, predictions)
+
+
+def with_local_images(run, predictions):
+    """`predictions` with paths that exist here.
+
+    They name the unpacked copy of the run's dataset, which the data cache drops when it makes room (it keeps the
+    few most recently used datasets) and which another machine never had: loading the run's dataset artifact
+    unpacks it again, verified, and each path moves to that copy (the part after the fingerprint is the image's
+    path in the dataset).
+    """
+    if all(Path(image.path).is_file() for image in predictions.images):
+        return predictions
+    manifest = run_dataset(run)
+    if manifest is None:
+        return predictions
+    marker = f"/{manifest.fingerprint()}/"
+    images = [
+        image.model_copy(update={"path": str(Path(manifest.root, image.path.split(marker, 1)[1]))})
+        if marker in image.path
+        else image
+        for image in predictions.images
+    ]
+    return predictions.model_copy(update={"images": images})
+
+
+def run_dataset(run):
+    """The run's dataset, unpacked on this machine; None when the run has none or it no longer loads."""
+    for step_run in run.steps.values():
+        if step_run.outputs.get(DATASET_ARTIFACT):
+            try:
+                return step_run.outputs[DATASET_ARTIFACT][0].load()
+            except Exception as error:  # an artifact store gone or unreachable: the page says the images are missing
+                logger.warning("The dataset of run %s could not be loaded: %s", run.name, error)
+                return None
+    return None
 
 
 def model_version(selector: str | int):
