@@ -97,8 +97,11 @@ class Trainer:
     def __init__(self, model: HarClipClassifier, config: TrainingConfig, output_dir: str | Path) -> None:
         self.config = config
         self.output_dir = Path(output_dir)
-        # FSDP gathers and frees each layer's full parameters every step; glibc would keep those freed blocks.
-        return_large_frees_to_the_os()
+        if config.distributed.strategy == "fsdp":
+            # FSDP gathers and frees each layer's full parameters every step; glibc would keep those freed blocks.
+            # Only here: every large allocation, activations included, then costs an mmap of fresh zeroed pages (on
+            # CPU the Trainer ran at 0.73x a raw loop with it, 0.97x without: benchmarks/training.py --only loop).
+            return_large_frees_to_the_os()
         self.context, self.device = distributed.setup(config.distributed, config.device)
         try:
             self.batch_size = distributed.per_rank_batch_size(config.batch_size, self.context.world_size)

@@ -87,3 +87,23 @@ def test_with_no_augmentation_the_decoded_cache_trains_the_weights_of_decoding_e
         models[cached], _ = train_classifier(model, train, val, config)
     uncached, cached = models[False].state_dict(), models[True].state_dict()
     assert all(torch.equal(uncached[name], cached[name]) for name in uncached)
+
+
+@pytest.mark.parametrize(("strategy", "returns_large_frees"), [("none", False), ("ddp", False), ("fsdp", True)])
+def test_only_fsdp_returns_large_frees_to_the_os(strategy, returns_large_frees, tiny_model, tmp_path, monkeypatch):
+    """FSDP's per-layer gathers need glibc's fixed mmap threshold (its memory per rank); other strategies keep glibc's
+    default, as the threshold makes every large activation an mmap of fresh pages (benchmarks/training.py, loop)."""
+    from har_core.config import DistributedConfig
+    from har_core.training import trainer as trainer_module
+
+    calls = []
+    monkeypatch.setattr(trainer_module, "return_large_frees_to_the_os", lambda: calls.append(True))
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    config = _config(tmp_path, distributed=DistributedConfig(strategy=strategy, nproc_per_node=1))
+    if strategy == "none":
+        trainer_module.Trainer(tiny_model, config, tmp_path).context.close()
+    else:  # outside torchrun the set-up refuses, after the allocator was configured
+        with pytest.raises(RuntimeError, match="runs under torchrun"):
+            trainer_module.Trainer(tiny_model, config, tmp_path)
+    assert calls == ([True] if returns_large_frees else [])
