@@ -21,6 +21,9 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+STARTUP_FAILED = "Application startup failed"  # uvicorn's log line when the service's lifespan start-up raises
+
+
 class ServerError(RuntimeError):
     """The server did not become ready; the message holds the tail of its log."""
 
@@ -53,11 +56,18 @@ def start_server(
 
 
 def wait_ready(url: str, process: subprocess.Popen | None, log_path: str | Path, timeout_s: float = 180.0) -> None:
-    """Poll `<url>/readyz` until it answers 200; a dead process or the timeout is a `ServerError` with the log."""
+    """Poll `<url>/readyz` until it answers 200; a dead process, a service that failed to start, or the timeout is a
+    `ServerError` with the log.
+
+    A service whose constructor raises does not end `bentoml serve`: its process manager starts the worker again, and
+    again, so the failure is read from the log (uvicorn's line), written after this call began (the log appends)."""
     deadline = time.monotonic() + timeout_s
+    log_start = _size(log_path)
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise ServerError(f"The server exited with {process.returncode}:\n{_tail(log_path)}")
+        if STARTUP_FAILED in _read_from(log_path, log_start):
+            raise ServerError(f"The service failed to start (its worker is restarted in vain):\n{_tail(log_path)}")
         try:
             with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
                 if response.status == 200:
@@ -132,6 +142,22 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def _size(log_path: str | Path) -> int:
+    try:
+        return Path(log_path).stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(log_path: str | Path, offset: int) -> str:
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _tail(log_path: str | Path, lines: int = 40) -> str:
