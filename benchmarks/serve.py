@@ -130,7 +130,7 @@ def _served(export_dir: Path, name: str, images: list[bytes], predictor, workdir
     bento = build_bento(str(model.tag), name, serving)
     count = max(8, args.requests // 4)
     with BentoServer(str(bento.tag), Path(args.log_dir) / f"serve-{name}.log") as server:
-        baseline = _baseline_server(args, str(model.tag), serving, workdir, name)
+        baseline = _baseline_server(args, export_dir, serving, workdir, name)
         try:
             single = {"in-process": [], "served": [], "baseline": []}
             for _ in range(ROUNDS):  # alternating, so the host's load changes both alike
@@ -155,13 +155,20 @@ def _served(export_dir: Path, name: str, images: list[bytes], predictor, workdir
                 stop_process_tree(baseline[0])
 
 
-def _baseline_server(args, model_tag: str, serving, workdir: Path, name: str):
-    """`bento.service:HarClipService` of the checkout at `--baseline-source`, serving the same model: (process, url)."""
+def _baseline_server(args, export_dir: Path, serving, workdir: Path, name: str):
+    """`bento.service:HarClipService` of the checkout at `--baseline-source`, serving the same model: (process, url).
+
+    The same graph files, stored with a manifest the older checkout can read (`benchmarks.baseline`)."""
     if args.baseline_source is None:
         return None
     import yaml
 
+    from benchmarks.baseline import for_baseline
+    from bento.packaging import save_bento_model
     from bento.server import free_port, serve_command, start_server, wait_ready
+
+    readable = for_baseline(export_dir, workdir / f"export-{name}-baseline")
+    model_tag = str(save_bento_model(readable, model_version="bench-baseline").tag)
 
     config = workdir / f"serving-{name}.yaml"
     config.write_text(yaml.safe_dump(serving.model_dump(mode="json", exclude_defaults=True)))
@@ -194,6 +201,8 @@ def _load(url: str, images: list[bytes], concurrency: int, count: int) -> dict:
     import requests
 
     with requests.Session() as session:
+        # One kept-alive connection per client thread (the default pool keeps 10 and reconnects the rest).
+        session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=concurrency))
 
         def one(index: int) -> float:
             start = time.perf_counter()

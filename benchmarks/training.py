@@ -30,6 +30,7 @@ import click
 import torch
 import torch.nn.functional as F
 
+from benchmarks.baseline import for_baseline
 from benchmarks.training_data import data_path_rows, print_accuracy, print_data_path, quick_accuracy_rows
 from har_core.config import ClassifierConfig, DistributedConfig, SyntheticDataConfig, TinyBackboneConfig, TrainingConfig
 from har_core.data.dataset import DatasetManifest, ImageRecord
@@ -133,8 +134,8 @@ def loop_rows(work: Path, steps: int, batch_size: int, skip_compile: bool, basel
         )
         job_dir = work / f"job-{strategy}-{nproc}-{int(compile_model)}-{int(source is not None)}"
         write_job(job_dir, model, manifest, config, work / "checkpoints" / job_dir.name)
-        if source is not None:  # the baseline's TrainingConfig forbids keys it does not know
-            _drop_new_training_keys(job_dir / "job.json")
+        if source is not None:  # the baseline's job and model card forbid keys it does not know
+            for_baseline(job_dir)
         reports = run_trainer(job_dir, nproc, source=source)
         step_seconds = reports[0]["step_seconds"]
         row: dict = {"ips": images_per_second(step_seconds, batch_size)}
@@ -148,13 +149,6 @@ def loop_rows(work: Path, steps: int, batch_size: int, skip_compile: bool, basel
         print_loop_row(rows, label)
     print_memory_summary(rows)
     return rows
-
-
-def _drop_new_training_keys(job_file: Path) -> None:
-    job = json.loads(job_file.read_text())
-    for key in ("decoded_cache", "decoded_cache_max_gib"):
-        job["config"].pop(key, None)
-    job_file.write_text(json.dumps(job))
 
 
 def print_loop_header(steps: int, batch_size: int) -> None:
