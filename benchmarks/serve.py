@@ -165,7 +165,7 @@ def _baseline_server(args, export_dir: Path, serving, workdir: Path, name: str):
 
     from benchmarks.baseline import for_baseline
     from bento.packaging import save_bento_model
-    from bento.server import free_port, serve_command, start_server, wait_ready
+    from bento.server import free_port, serve_command, start_server, stop_process_tree, wait_ready
 
     readable = for_baseline(export_dir, workdir / f"export-{name}-baseline")
     model_tag = str(save_bento_model(readable, model_version="bench-baseline").tag)
@@ -178,8 +178,12 @@ def _baseline_server(args, export_dir: Path, serving, workdir: Path, name: str):
     log = Path(args.log_dir) / f"serve-{name}-baseline.log"
     process = start_server(serve_command("bento.service:HarClipService", port), log, env, cwd=source)
     url = f"http://127.0.0.1:{port}"
-    wait_ready(url, process, log, timeout_s=600)
-    _load(url, images=_jpegs(1), concurrency=1, count=2)  # warm-up, untimed
+    try:
+        wait_ready(url, process, log, timeout_s=600)
+        _load(url, images=_jpegs(1), concurrency=1, count=2)  # warm-up, untimed
+    except BaseException:
+        stop_process_tree(process)  # a baseline that never became ready must not outlive the benchmark
+        raise
     return process, url
 
 
