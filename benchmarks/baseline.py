@@ -10,56 +10,50 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from har_core.runtime.hashing import file_sha256
-
-MANIFEST_FILE = "export_manifest.json"
+from har_core.runtime.manifest import EXPORT_MANIFEST_FILE, describe_file
+from har_core.runtime.model_card import MODEL_CARD_FILE
+from har_core.training.job import JOB_FILE
 
 # file name -> key paths added after the oldest baseline the benchmarks are run against (483c819, issue 15's start)
 NEWER_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "job.json": (("config", "decoded_cache"), ("config", "decoded_cache_max_gib")),
-    "har_clip.json": (("provenance",),),
-    MANIFEST_FILE: (("graph",), ("model_card", "provenance")),
+    JOB_FILE: (("config", "decoded_cache"), ("config", "decoded_cache_max_gib")),
+    MODEL_CARD_FILE: (("provenance",),),
+    EXPORT_MANIFEST_FILE: (("graph",), ("model_card", "provenance")),
 }
 
 
-def drop_keys(json_file: Path, key_paths: Iterable[tuple[str, ...]]) -> bool:
-    """Remove each key path (outer key first) from a JSON file in place; a missing one is skipped. Changed?"""
+def drop_keys(json_file: Path, key_paths: Iterable[tuple[str, ...]]) -> None:
+    """Remove each key path (outer key first) from a JSON file in place; a missing one is skipped."""
     document = json.loads(json_file.read_text())
-    dropped = False
     for *parents, key in key_paths:
         node = document
         for parent in parents:
             node = node.get(parent) if isinstance(node, dict) else None
-        if isinstance(node, dict) and key in node:
-            del node[key]
-            dropped = True
-    if dropped:
-        json_file.write_text(json.dumps(document, indent=2))
-    return dropped
+        if isinstance(node, dict):
+            node.pop(key, None)
+    json_file.write_text(json.dumps(document, indent=2))
 
 
 def for_baseline(directory: Path, target: Path | None = None) -> Path:
     """`directory` (a model, an export or a training job), or a copy of it at `target`, without the newer keys.
 
-    An export's manifest records the sha256 of its files: the digests of the files edited here are recorded anew."""
+    An export's manifest records the sha256 of its files: those of the files edited here are recorded anew."""
     if target is not None:
         shutil.copytree(directory, target, symlinks=True)
         directory = target
-    changed = set()
     for name, key_paths in NEWER_KEYS.items():
         for json_file in directory.rglob(name):
-            if json_file.name != MANIFEST_FILE and drop_keys(json_file, key_paths):
-                changed.add(json_file)
-    for manifest in directory.rglob(MANIFEST_FILE):
-        _record_digests(manifest, changed)
-        drop_keys(manifest, NEWER_KEYS[MANIFEST_FILE])
+            drop_keys(json_file, key_paths)
+    for manifest_file in directory.rglob(EXPORT_MANIFEST_FILE):
+        _record_digests(manifest_file)
     return directory
 
 
-def _record_digests(manifest_file: Path, changed: set[Path]) -> None:
+def _record_digests(manifest_file: Path) -> None:
+    """Describe again each listed file this module edits (the others keep their recorded digests)."""
     manifest = json.loads(manifest_file.read_text())
-    for entry in manifest.get("files", {}).values():
-        path = manifest_file.parent / entry["path"]
-        if path in changed:
-            entry.update(sha256=file_sha256(path), size_bytes=path.stat().st_size)
+    files = manifest.get("files", {})
+    for role, entry in files.items():
+        if Path(entry["path"]).name in NEWER_KEYS:
+            files[role] = describe_file(manifest_file.parent, entry["path"]).model_dump(mode="json")
     manifest_file.write_text(json.dumps(manifest, indent=2))

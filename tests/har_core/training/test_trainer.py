@@ -94,11 +94,12 @@ def test_only_fsdp_returns_large_frees_to_the_os(strategy, returns_large_frees, 
     """FSDP's per-layer gathers need glibc's fixed mmap threshold (its memory per rank); other strategies keep glibc's
     default, as the threshold makes every large activation an mmap of fresh pages (benchmarks/training.py, loop)."""
     from har_core.config import DistributedConfig
+    from har_core.training import distributed
     from har_core.training import trainer as trainer_module
 
     calls = []
     monkeypatch.setattr(trainer_module, "return_large_frees_to_the_os", lambda: calls.append(True))
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"):
+    for name in distributed.TORCHRUN_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     config = _config(tmp_path, distributed=DistributedConfig(strategy=strategy, nproc_per_node=1))
     if strategy == "none":
