@@ -60,7 +60,9 @@ def latest_run_model_and_pixels(max_images: int):
     model = run.steps["train_model"].outputs[TRAINED_MODEL_ARTIFACT][0].load()
     dataset = run.steps["load_data"].outputs[DATASET_ARTIFACT][0].load()
     records = dataset.split("val")[:max_images]
-    return model, preprocess_batch([load_image(r.path) for r in records], model.preprocess_config), run.name
+    labels = np.array([model.labels.index(dataset.labels[r.label]) for r in records])
+    pixels = preprocess_batch([load_image(r.path) for r in records], model.preprocess_config)
+    return model, pixels, labels, run.name
 
 
 def vit_b16_model_and_pixels(workdir: Path, batch_size: int):
@@ -71,7 +73,7 @@ def vit_b16_model_and_pixels(workdir: Path, batch_size: int):
 
     model = build_classifier(ClassifierConfig(tiny_backbone=VIT_B16, cache_dir=workdir / "backbones"), HAR_LABELS)
     pixels = np.random.default_rng(0).standard_normal((batch_size, 3, 224, 224), dtype=np.float32)
-    return model, pixels, "ViT-B/16 random init"
+    return model, pixels, None, "ViT-B/16 random init"
 
 
 def logits_on(prefix: list[str], models: list[Path], pixels: np.ndarray, workdir: Path) -> tuple[list, dict]:
@@ -84,9 +86,24 @@ def logits_on(prefix: list[str], models: list[Path], pixels: np.ndarray, workdir
     return [np.load(out / f"{index}.npy") for index in range(len(models))], features
 
 
-def agreement(reference: np.ndarray, logits: np.ndarray) -> str:
+def agreement(reference: np.ndarray, logits: np.ndarray, labels: np.ndarray | None = None) -> str:
+    """Top-1 agreement and max |Δlogit|; with labels, also int8's default gate (accuracy lost, agreement where the
+    reference is sure) on logits alone (embedding cosine is the export's to check)."""
+    from har_core.config import ExportConfig
+    from har_core.runtime.parity import compare_outputs
+
     top1 = (reference.argmax(1) == logits.argmax(1)).mean()
-    return f"top-1 {top1:.4f}, max |Δlogit| {np.abs(reference - logits).max():.3f}"
+    text = f"top-1 {top1:.4f}, max |Δlogit| {np.abs(reference - logits).max():.3f}"
+    if labels is None:
+        return text
+    gate = ExportConfig().gates["onnx-int8"]
+    unit = np.ones((len(logits), 1))
+    result = compare_outputs((unit, reference), (unit, logits), gate, labels)
+    verdict = "gate passed" if result.passed else "GATE FAILED"
+    return (
+        f"{text}; {verdict}: accuracy drop {result.accuracy_drop:.4f}, "
+        f"top-1 {result.top1_agreement:.4f} on {result.clear_images} clear"
+    )
 
 
 def throughput(models: list[Path], pixels: np.ndarray, threads: int, repeats: int) -> list[list[float]]:
@@ -123,9 +140,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="har-clip-int8-") as tmp:
         workdir = Path(tmp)
         if args.vit_b16:
-            model, pixels, source = vit_b16_model_and_pixels(workdir, args.batch_size)
+            model, pixels, labels, source = vit_b16_model_and_pixels(workdir, args.batch_size)
         else:
-            model, pixels, source = latest_run_model_and_pixels(args.images)
+            model, pixels, labels, source = latest_run_model_and_pixels(args.images)
         fp32 = export_onnx_image_model(model.eval().cpu(), workdir / "fp32.onnx", opset=18)
         models = [fp32] + [
             quantize_onnx_int8(fp32, workdir / f"int8-{i}.onnx", weight_type, reduce_range)
@@ -146,9 +163,9 @@ def main() -> None:
     columns.append(f"img/s min / median / max ({args.repeats} interleaved repeats)")
     print("\n| " + " | ".join(columns) + " |\n|" + " --- |" * len(columns))
     for index, name in enumerate(["fp32 (reference)", *SETTINGS]):
-        cells = [name, agreement(host[0], host[index])]
+        cells = [name, agreement(host[0], host[index], labels)]
         if emulated:
-            cells += [agreement(emulated[0], emulated[index]), agreement(host[index], emulated[index])]
+            cells += [agreement(emulated[0], emulated[index], labels), agreement(host[index], emulated[index])]
         low, mid, high = np.min(rates[index]), np.median(rates[index]), np.max(rates[index])
         cells.append(f"{low:.1f} / {mid:.1f} / {high:.1f}")
         print("| " + " | ".join(cells) + " |")

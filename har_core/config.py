@@ -192,13 +192,18 @@ class EvaluationConfig(StrictConfig):
 
 
 def _default_gates() -> dict[str, ParityThresholds]:
+    """fp32 formats compute what PyTorch computes: every image's top-1 must agree. Reduced precision (int8, TensorRT's
+    fp16) flips near-tied top-1s, differently with the weights each CPU trains, so it is judged on accuracy lost
+    (relative, Intel Neural Compressor's default of 1 %) and on agreement where PyTorch leads by 0.5 logits or more
+    (docs/export.md, "The parity gate")."""
     fp32 = ParityThresholds(min_top1_agreement=0.99, max_abs_logit_diff=0.05, min_embedding_cosine=0.9999)
+    reduced = {"min_top1_agreement": 0.99, "min_margin": 0.5, "max_accuracy_drop": 0.01}
     return {
         "pytorch": ParityThresholds(min_top1_agreement=1.0, max_abs_logit_diff=1e-4, min_embedding_cosine=0.99999),
         "torchscript": fp32,
         "onnx": fp32,
-        "onnx-int8": ParityThresholds(min_top1_agreement=0.99, max_abs_logit_diff=None, min_embedding_cosine=0.99),
-        "tensorrt": ParityThresholds(min_top1_agreement=0.99, max_abs_logit_diff=0.5, min_embedding_cosine=0.999),
+        "onnx-int8": ParityThresholds(**reduced, max_abs_logit_diff=None, min_embedding_cosine=0.99),
+        "tensorrt": ParityThresholds(**reduced, max_abs_logit_diff=0.5, min_embedding_cosine=0.999),
     }
 
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 from zenml import get_step_context, log_metadata, step
 
 from har_core.config import ExportConfig
@@ -26,6 +27,7 @@ def export_model(
     if not records:
         raise ValueError(f"The {export.parity_split} split is empty; the parity gate needs held-out images.")
     pixels = preprocess_batch([load_image(record.path) for record in records], model.preprocess_config)
+    labels = np.array([model.labels.index(dataset.labels[record.label]) for record in records])
     version = context.model_version
     source = ModelSource(
         model_name=version.model.name if version else None,
@@ -34,7 +36,7 @@ def export_model(
         backbone=model.backbone_name,
     )
     root = Path(export.output_dir) / context.pipeline_run.name
-    bundle = export_bundle(model, pixels, root, export, source, device=export.device)
+    bundle = export_bundle(model, pixels, root, export, source, device=export.device, parity_labels=labels)
     parity = {name: bundle.manifest(name).parity.model_dump(mode="json") for name in bundle.deployable_formats()}
     log_metadata(
         metadata={"parity": parity, "formats": {n: s.message for n, s in bundle.formats.items()}}, infer_model=True

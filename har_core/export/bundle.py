@@ -49,7 +49,7 @@ from har_core.runtime.manifest import (
     describe_file,
 )
 from har_core.runtime.model_card import MODEL_CARD_FILE
-from har_core.runtime.parity import PARITY_SET_FILE, run_parity_gate, save_parity_set
+from har_core.runtime.parity import PARITY_SET_FILE, describe_parity, run_parity_gate, save_parity_set
 from har_core.runtime.tensorrt_engine import TensorRTUnavailableError, build_engine
 
 logger = logging.getLogger(__name__)
@@ -67,8 +67,12 @@ def export_bundle(
     config: ExportConfig,
     source: ModelSource,
     device: str = "auto",
+    parity_labels: np.ndarray | None = None,
 ) -> ExportBundle:
-    """Write `<root>/<format>/` for each configured format plus `exports.json`; return the bundle."""
+    """Write `<root>/<format>/` for each configured format plus `exports.json`; return the bundle.
+
+    `parity_labels` (the class index of each parity image, in `classifier.labels`) lets a gate judge accuracy lost;
+    a gate with `max_accuracy_drop` fails its format without them."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     classifier = classifier.eval().cpu()
@@ -88,9 +92,11 @@ def export_bundle(
             shutil.rmtree(directory, ignore_errors=True)
             statuses[export_format] = FormatStatus(format=export_format, message=str(error))
             continue
-        result = run_parity_gate(directory, parity_pixels, reference, config.gates[export_format], device=device)
+        gate = config.gates[export_format]
+        result = run_parity_gate(directory, parity_pixels, reference, gate, device=device, labels=parity_labels)
         message = "parity gate passed" if result.passed else "parity gate failed: " + "; ".join(result.failures)
-        (logger.info if result.passed else logger.error)("%s export: %s", export_format, message)
+        log = logger.info if result.passed else logger.error
+        log("%s export: %s [%s]", export_format, message, describe_parity(result))
         statuses[export_format] = FormatStatus(
             format=export_format, directory=export_format, deployable=result.passed, message=message
         )

@@ -65,12 +65,18 @@ class ParityResult(BaseModel):
 
     passed: bool
     num_images: int
-    top1_agreement: float
+    top1_agreement: float  # over the images whose reference margin is clear (thresholds.min_margin)
     max_abs_logit_diff: float
     min_embedding_cosine: float
     mean_embedding_cosine: float
     thresholds: ParityThresholds
     failures: tuple[str, ...] = ()  # which threshold was missed, in words
+    # None in manifests written before the margin and accuracy criteria existed
+    clear_images: int | None = None  # images whose reference top-1 leads by thresholds.min_margin or more
+    top1_agreement_all: float | None = None  # over every image, near-ties included (reported, not gated)
+    reference_accuracy: float | None = None  # PyTorch's accuracy on the labelled parity images
+    accuracy: float | None = None  # this format's; both None when the images carried no labels
+    accuracy_drop: float | None = None  # relative: (reference - this) / reference
 
 
 class TextTowerSpec(BaseModel):

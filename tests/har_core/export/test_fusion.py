@@ -1,6 +1,7 @@
 """The ONNX formats ship onnxruntime's fused transformer graph, record what was fused, and still pass their gates."""
 
 import json
+import logging
 import shutil
 from collections import Counter
 
@@ -45,14 +46,19 @@ def test_onnx_graphs_are_fused_and_the_manifest_counts_what_was_fused(tiny_expor
     assert int8["MatMul"] == 0 and int8["MatMulInteger"] == 6 * layers + 2  # + projection and class head
 
 
-def test_the_standard_graph_option_ships_standard_operators_only(tiny_model, parity_pixels, tmp_path):
+def test_the_standard_graph_option_ships_standard_operators_only(tiny_model, parity_pixels, tmp_path, caplog):
     from har_core.export.bundle import export_bundle
+    from har_core.runtime.parity import describe_parity
 
     config = random_init_export_config(formats=("onnx",), text_tower=False, onnx_graph="standard")
-    bundle = export_bundle(tiny_model, parity_pixels, tmp_path, config, ModelSource(backbone="tiny"), "cpu")
+    with caplog.at_level(logging.INFO, logger="har_core.export.bundle"):
+        bundle = export_bundle(tiny_model, parity_pixels, tmp_path, config, ModelSource(backbone="tiny"), "cpu")
     manifest = bundle.manifest("onnx")
     model = onnx.load(str(manifest.path(bundle.directory("onnx"), MODEL_ROLE)))
     assert manifest.graph is None and manifest.parity.passed
+    # the export's line names every figure the gate judged, beside its threshold
+    assert f"onnx export: parity gate passed [{describe_parity(manifest.parity)}]" in caplog.text
+    assert f"top-1 agreement 1.0000 on {len(parity_pixels)} images (>= 0.99)" in caplog.text
     assert {node.domain for node in model.graph.node} <= {"", "ai.onnx"}
 
 
