@@ -3,15 +3,24 @@
 #   make test         install if needed, then run the test suite
 #   make lock         re-resolve locks/ after a change to pyproject.toml's dependencies (commit what it rewrites)
 #   make docs         serve the reference site (docs/, mkdocs.yml) on http://127.0.0.1:8000
-PYTHON ?= python3
+#   make lock-verify  check every lock's pins and hashes against a fresh resolve (CI; needs the package index)
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
-# The extra set to install: cpu,dev,cluster (default) or gpu,dev,cluster; each has its lock under locks/.
+# The interpreter: PYTHON if given, else the first of python3, python3.11, python3.12, python3.13 on PATH whose
+# version is supported (3.11-3.13, the support table in docs/install.md). An existing .venv keeps its own.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(firstword $(foreach candidate,python3 python3.11 python3.12 python3.13,$(shell \
+    $(candidate) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' >/dev/null 2>&1 \
+    && echo $(candidate))) python3)
+endif
+LOCK_PYTHON := $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+# The extra set to install: cpu,dev,cluster (default) or gpu,dev,cluster; each has one lock per supported Python and
+# platform under locks/ (`python -m locks lock EXTRAS` names this machine's; empty where the table has none).
 EXTRAS ?= cpu,dev,cluster
 comma := ,
-LOCK := locks/$(subst $(comma),-,$(EXTRAS)).txt
-# One marker per extra set: switching EXTRAS re-syncs the virtualenv to the other lock (never both onnxruntimes).
+LOCK := $(shell $(LOCK_PYTHON) -m locks lock $(EXTRAS) 2>/dev/null)
+# One marker per lock: switching EXTRAS re-syncs the virtualenv to the other lock (never both onnxruntimes).
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 export ZENML_ANALYTICS_OPT_IN := false
@@ -20,18 +29,22 @@ export TOKENIZERS_PARALLELISM := false
 # project's CI) only the machine's store knows the proxy's CA, so uv reads the platform's store like pip does.
 export UV_SYSTEM_CERTS ?= 1
 
-.PHONY: install lock lock-check quickstart test test-fast lint docs docs-build clean
+.PHONY: install lock lock-check lock-verify quickstart test test-fast lint docs docs-build clean
 
 install: $(INSTALLED)
 
 # From the lock, never a fresh resolve: uv (itself pinned with hashes in locks/uv.txt, bootstrapped with pip) makes
-# the virtualenv exactly the lock, hashes checked; pip's find-links/index-url reach uv through `python -m locks
-# sources` (the CPU torch wheel). Then the project itself, editable, and what the lock leaves out (TensorRT).
+# the virtualenv exactly the lock, hashes checked. `python -m locks sources` gives uv pip's own find-links/index-url
+# (a machine's wheel folder or mirror keeps working) and, where those hold no CPU build of torch, PyTorch's CPU index
+# for torch alone (HAR_CLIP_TORCH_INDEX overrides it; unreachable: one line naming it, and the install stops).
+# Then the project itself, editable, and what the lock leaves out (TensorRT).
 $(INSTALLED): pyproject.toml $(LOCK) locks/uv.txt
+	@test -n "$(LOCK)" || $(LOCK_PYTHON) -m locks lock $(EXTRAS)
 	$(PYTHON) -m locks check $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r locks/uv.txt
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes $$($(BIN)/python -m locks sources $(LOCK)) $(LOCK)
+	sources="$$($(BIN)/python -m locks sources $(LOCK))" && \
+	    $(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes $$sources $(LOCK)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	$(BIN)/python -m locks unlocked $(LOCK) | xargs -r $(BIN)/python -m pip install --quiet
 	rm -f $(VENV)/.installed $(VENV)/.installed-*
@@ -47,6 +60,11 @@ lock:
 lock-check:
 	$(PYTHON) -m locks check
 
+# Every lock's pins and hashes against a resolve of pyproject.toml with the lock as constraints: a hand-edited pin
+# or hash fails, named. Needs uv (the virtualenv's) and the package index; CI runs it after the install.
+lock-verify: install
+	$(BIN)/python -m locks verify --uv $(BIN)/uv
+
 quickstart: install
 	test -d .zen || $(BIN)/zenml init
 	$(BIN)/python -m stacks.register local
@@ -61,6 +79,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint .github/workflows/*.yml
 
 # The reference site (mkdocs.yml, docs/). `docs` serves it while you edit; `docs-build` is CI's check: --strict fails
 # on a broken link or anchor and on a page missing from the nav. Offline: no plugin fetches anything.

@@ -51,11 +51,11 @@ RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
     "onnx-int8": ("onnxruntime",),
     "torchscript": ("onnxruntime", "torch"),
     "pytorch": ("onnxruntime", "torch", "transformers"),
-    "tensorrt": ("onnxruntime-gpu", "tensorrt-cu12", "torch"),  # the engine's I/O buffers are torch CUDA tensors
+    "tensorrt": ("onnxruntime-gpu", "tensorrt-cu13", "torch"),  # the engine's I/O buffers are torch CUDA tensors
 }
 # Packages the code speaks only one major version of: the range where this environment lacks them, and a
 # refusal where it holds a version outside it.
-VERSION_RANGES = {"tensorrt-cu12": TENSORRT_REQUIREMENT}
+VERSION_RANGES = {"tensorrt-cu13": TENSORRT_REQUIREMENT}
 GPU_SWAPS = {"onnxruntime": "onnxruntime-gpu"}
 
 
@@ -114,7 +114,9 @@ def build_bento(
     """A Bento of the service pinned to `model_tag`; `base_image` replaces BentoML's default (registry-less hosts)."""
     docker: dict = {"python_version": PYTHON_VERSION}
     if gpu:
-        docker["cuda_version"] = "12.6"  # onnxruntime-gpu 1.2x and TensorRT 10 are built for CUDA 12
+        # BentoML's newest CUDA base; torch, onnxruntime-gpu and TensorRT load the CUDA 13 runtime of their nvidia-*
+        # wheels, so what the host needs is a driver for CUDA 13 (R580 or newer), not this image's toolkit
+        docker["cuda_version"] = "12.8"
     if base_image:  # BentoML's Dockerfile runs `pip install uv`; Debian's system Python needs this to allow it
         docker = {"base_image": base_image, "env": {"PIP_BREAK_SYSTEM_PACKAGES": "1"}}
     with tempfile.TemporaryDirectory(prefix="har-clip-bento-") as context:

@@ -18,42 +18,86 @@ PYPROJECT = PROJECT_ROOT / "pyproject.toml"
 LOCK_DIR = PROJECT_ROOT / "locks"
 UV_LOCK = LOCK_DIR / "uv.txt"  # the installer itself, pinned with hashes: `make install` bootstraps it with pip
 
-# The one interpreter and platform the locks are resolved for (wheels' hashes are those of every file of a pinned
-# version, but markers and the CPU torch wheel are evaluated for this target).
-PYTHON_VERSION = "3.11"
-PYTHON_PLATFORM = "x86_64-manylinux_2_28"
-
 HEADER_KEY = "# declarations-sha256: "
 _HASH_LINE = re.compile(r"^# declarations-sha256: ([0-9a-f]{64})$", re.MULTILINE)
+SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One interpreter and platform a lock is resolved for: markers and wheel tags are evaluated for it."""
+
+    python: str  # "3.12"
+    system: str  # sys.platform: "linux" or "darwin"
+    machine: str  # platform.machine(): "x86_64", "aarch64", "arm64"
+
+    @property
+    def name(self) -> str:
+        return f"py{self.python.replace('.', '')}-{self.system}-{self.machine}"
+
+    @property
+    def uv_platform(self) -> str:
+        """uv's --python-platform (manylinux_2_28: torch's own floor; macOS 14: torch's arm64 wheels)."""
+        if self.system == "darwin":
+            return "aarch64-apple-darwin"
+        return f"{self.machine}-manylinux_2_28"
+
+    @property
+    def description(self) -> str:
+        system = {"linux": "Linux", "darwin": "macOS"}[self.system]
+        return f"CPython {self.python} on {system} {self.machine} ({self.uv_platform})"
 
 
 @dataclass(frozen=True)
 class LockSpec:
-    """One supported install: its extras, the lock file, and what is deliberately left out of the resolve."""
+    """One supported install: its extras, the target it is resolved for, and what is left out of the resolve."""
 
     extras: tuple[str, ...]
+    target: Target
     unlocked: tuple[str, ...] = ()  # project names excluded from the resolve (installed after it, see README)
-    cpu_torch: bool = False  # True: pins the CPU build of torch (+cpu); False: PyPI's build, never a +cpu one
+    cpu_torch: bool = False  # True: pins PyTorch's CPU build (+cpu, its own index); False: PyPI's build
 
     @property
     def name(self) -> str:
-        return "-".join(self.extras)
+        return f"{'-'.join(self.extras)}-{self.target.name}"
 
     @property
     def path(self) -> Path:
         return LOCK_DIR / f"{self.name}.txt"
 
 
-# TensorRT: PyPI carries only stubs of its native packages (tensorrt-cu12-libs and -bindings download the real
+def _cells() -> list[LockSpec]:
+    """The support table (docs/install.md): every Python x {Linux x86_64 cpu and gpu, Linux aarch64 cpu, macOS arm64
+    cpu}. Linux CPU cells take PyTorch's CPU build (PyPI's Linux torch is the CUDA one, several GB); macOS has only
+    PyPI's build, which is CPU-only."""
+    cells = []
+    for python in SUPPORTED_PYTHONS:
+        cells.append(LockSpec(("cpu", "dev", "cluster"), Target(python, "linux", "x86_64"), cpu_torch=True))
+        cells.append(LockSpec(("gpu", "dev", "cluster"), Target(python, "linux", "x86_64"), unlocked=UNLOCKED_GPU))
+        cells.append(LockSpec(("cpu", "dev", "cluster"), Target(python, "linux", "aarch64"), cpu_torch=True))
+        cells.append(LockSpec(("cpu", "dev", "cluster"), Target(python, "darwin", "arm64")))
+    return cells
+
+
+# TensorRT: PyPI carries only stubs of its native packages (tensorrt-cu13-libs and -bindings download the real
 # wheels from NVIDIA's own index while they build), so no resolve from PyPI alone can pin or hash them. The gpu
-# lock leaves the TensorRT package out and `make install` adds it with pip after the locked install.
-LOCKS = {
-    spec.name: spec
-    for spec in (
-        LockSpec(("cpu", "dev", "cluster"), cpu_torch=True),
-        LockSpec(("gpu", "dev", "cluster"), unlocked=("tensorrt-cu12",)),
-    )
-}
+# locks leave the TensorRT package out; `make install` adds the gpu extra's exact pin with pip after the lock.
+UNLOCKED_GPU = ("tensorrt-cu13",)
+LOCKS = {spec.name: spec for spec in _cells()}
+
+
+def lock_for(extras: str | tuple[str, ...], target: Target) -> LockSpec | None:
+    """The lock of `extras` ("cpu,dev,cluster") for `target`, None where the support table has none."""
+    names = tuple(extras.split(",")) if isinstance(extras, str) else tuple(extras)
+    return LOCKS.get(LockSpec(names, target).name)
+
+
+def current_target() -> Target:
+    """The interpreter and platform running this code."""
+    import platform
+    import sys
+
+    return Target(f"{sys.version_info.major}.{sys.version_info.minor}", sys.platform, platform.machine())
 
 
 def project_table(pyproject: Path = PYPROJECT) -> dict:
@@ -91,7 +135,7 @@ def declarations_sha256(spec: LockSpec, pyproject: Path = PYPROJECT) -> str:
         "requires-python": project.get("requires-python"),
         "dependencies": project.get("dependencies", []),
         "extras": {extra: extras[extra] for extra in spec.extras},
-        "target": [PYTHON_VERSION, PYTHON_PLATFORM],
+        "target": [spec.target.python, spec.target.uv_platform],
         "unlocked": list(spec.unlocked),
         "cpu_torch": spec.cpu_torch,
     }

@@ -37,6 +37,7 @@ from har_core.training.reproduction import (
     code_drift,
     compare,
     data_drift,
+    environment_drift,
     expected_standard,
     lock_drift,
     pinned_parameters,
@@ -197,11 +198,16 @@ def current_drift(
     run: PipelineRunResponse, provenance: TrainingProvenance, parameters: TrainingPipelineParameters
 ) -> list[str]:
     """What is not as recorded now: the code, the lock, the data (each at most one line)."""
-    from har_core.training.provenance import code_version
+    import torch
 
+    from har_core.training.provenance import code_version, lock_version
+    from steps.provenance import environment_lock
+
+    current = lock_version(environment_lock(bool(torch.version.cuda)), PROJECT_ROOT)
     drift = [
         code_drift(provenance.code, code_version(PROJECT_ROOT)[0]),
         lock_drift(provenance.lock.file, provenance.lock.sha256, PROJECT_ROOT),
+        environment_drift(provenance.lock.differs, current.differs),
     ]
     data = anchor_paths(parameters.data, PROJECT_ROOT)
     drift.append(data_drift(data, current_data_folder(data), recorded_files(run), provenance.data))
@@ -267,7 +273,8 @@ def compare_runs(
     for name in training_pipeline_of(reproduced).trained_by:  # caching is off: anything else is a bug
         if name not in reproduced.steps or reproduced.steps[name].status.value != "completed":
             raise click.ClickException(f"The {name} step of run {reproduced.name!r} did not run.")
-    standard = expected_standard(provenance.machine, recorded_provenance(reproduced).machine)
+    again = recorded_provenance(reproduced)
+    standard = expected_standard(provenance.machine, again.machine, (provenance.lock, again.lock))
     weights = [weights_sha256(run) for run in (original, reproduced)]
     return compare(run_metrics(original), run_metrics(reproduced), weights[0] == weights[1], standard)
 
@@ -276,7 +283,10 @@ def weights_sha256(run: PipelineRunResponse) -> str:
     """sha256 over the trained model's weight files (`backbone/*.safetensors`), by name, in the artifact store."""
     uri = os.path.join(trained_model_uri(run), "backbone")
     digest = hashlib.sha256()
-    for name in sorted(str(entry) for entry in fileio.listdir(uri) if str(entry).endswith(".safetensors")):
+    names = sorted(str(entry) for entry in fileio.listdir(uri) if str(entry).endswith(".safetensors"))
+    if not names:  # a digest of nothing would make two empty folders "identical"
+        raise click.ClickException(f"Run {run.name!r} has no weight files (*.safetensors) under {uri} to compare.")
+    for name in names:
         digest.update(name.encode() + b"\0")
         with fileio.open(os.path.join(uri, name), "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):

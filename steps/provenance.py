@@ -20,7 +20,7 @@ from har_core.data.dataset import DatasetManifest
 from har_core.runtime.provenance import LockVersion, MachineInfo, ReproductionOf, StackInfo, TrainingProvenance
 from har_core.training.provenance import code_version, data_version, library_versions, lock_version, machine_info, seeds
 from har_core.training.trainer import TrainingResult
-from locks.declarations import LOCKS
+from locks.declarations import LOCK_DIR, current_target, lock_for
 from steps.names import CODE_DIFF_ARTIFACT, PROVENANCE_METADATA_KEY, REPRODUCTION_EXTRA_KEY
 
 DATA_STEPS = ("load_data", "load_dvc_data")
@@ -28,8 +28,10 @@ MAX_STORED_DIFF_CHARS = 20 * 1024 * 1024  # the record's diff_sha256 always cove
 
 
 def environment_lock(cuda: bool) -> Path:
-    """The lock of this environment's extra set: the gpu one under a CUDA build of torch, else the cpu one."""
-    return LOCKS["gpu-dev-cluster" if cuda else "cpu-dev-cluster"].path
+    """The lock of this environment's extra set and interpreter: the gpu one under a CUDA build of torch, else the
+    cpu one (a path that does not exist where the support table has no such cell: nothing is compared)."""
+    spec = lock_for("gpu,dev,cluster" if cuda else "cpu,dev,cluster", current_target())
+    return spec.path if spec is not None else LOCK_DIR / "unsupported.txt"
 
 
 class TrainingEnvironment(BaseModel):

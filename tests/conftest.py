@@ -12,6 +12,16 @@ import pytest
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cpu_lock() -> str:
+    """This interpreter's CPU lock as a run records it (locks/cpu-dev-cluster-py311-linux-x86_64.txt here)."""
+    from locks.declarations import current_target, lock_for
+
+    return lock_for("cpu,dev,cluster", current_target()).path.relative_to(PROJECT_ROOT).as_posix()
+
+
+CPU_LOCK = _cpu_lock()
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="har-clip-tests-"))
 
 # Must happen before anything imports zenml: the store location is read once, at import.

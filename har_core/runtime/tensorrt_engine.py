@@ -4,8 +4,8 @@ TensorRT is imported lazily: where it or a CUDA device is missing, `tensorrt_una
 export step records that message and carries on with the other formats. Written against the TensorRT 10 API
 (`build_serialized_network`, named I/O tensors, `execute_async_v3`); the engine's I/O lives in torch CUDA tensors.
 TensorRT 11 removed the weakly typed fp16 switch used here (`BuilderFlag.FP16`, `platform_has_fast_fp16`), so the
-requirement stops below 11; its CUDA 12 build matches the GPU Bento's CUDA 12 base and onnxruntime-gpu (the plain
-`tensorrt` meta-package of late 10.x releases pulls the CUDA 13 build).
+pin stays on 10.x: its CUDA 13 build, the CUDA major of PyPI's torch 2.13 and onnxruntime-gpu 1.31 (each brings its
+CUDA 13 runtime as nvidia-* wheels). Exact, because TensorRT's wheels cannot be hash-locked (docs/install.md).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from har_core.runtime.manifest import ExportError, ExportManifest
 logger = logging.getLogger(__name__)
 
 # The TensorRT this module speaks: the `gpu` extra in pyproject.toml and GPU Bentos ask for exactly this.
-TENSORRT_REQUIREMENT = "tensorrt-cu12>=10,<11"
+TENSORRT_REQUIREMENT = "tensorrt-cu13==10.16.1.11"
 INPUT_NAME = "pixel_values"
 OUTPUT_NAMES = ("image_embeddings", "logits")
 

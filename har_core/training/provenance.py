@@ -64,13 +64,15 @@ def _untracked_digest(path: Path) -> str:
     return f"sha256 {file_sha256(path)}"
 
 
-def lock_version(lock: str | Path, root: str | Path) -> LockVersion:
-    """The lock file's sha256 and the installed packages whose versions are not the ones it pins."""
+def lock_version(lock: str | Path, root: str | Path, site: list[str] | None = None) -> LockVersion:
+    """The lock file's sha256 and the installed packages whose versions are not the ones it pins (installed in this
+    interpreter, or in the site-packages folders `site`)."""
     lock = Path(lock)
     if not lock.is_file():
         return LockVersion()
     pins = {_normalise(name): version for name, version in _PIN.findall(lock.read_text())}
-    installed = {_normalise(dist.metadata["Name"]): dist.version for dist in importlib.metadata.distributions()}
+    distributions = importlib.metadata.distributions(**({"path": site} if site is not None else {}))
+    installed = {_normalise(dist.metadata["Name"]): dist.version for dist in distributions}
     differs = [
         f"{name} {installed.get(name, 'not installed')} (lock {version})"
         for name, version in sorted(pins.items())

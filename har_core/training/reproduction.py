@@ -15,7 +15,7 @@ from pathlib import Path
 from har_core.config import DataConfig, TrainingPipelineParameters
 from har_core.data.scan import DataCheckError, plan_image_folder
 from har_core.runtime.hashing import file_sha256
-from har_core.runtime.provenance import CodeVersion, DataVersion, MachineInfo, TrainingProvenance
+from har_core.runtime.provenance import CodeVersion, DataVersion, LockVersion, MachineInfo, TrainingProvenance
 
 # Outside bit-for-bit conditions: accuracies and F1 scores (fractions) within 0.02, losses within 5 % relative.
 ACCURACY_TOLERANCE = 0.02
@@ -68,6 +68,16 @@ def lock_drift(recorded_file: str | None, recorded_sha256: str | None, root: Pat
     return None
 
 
+def environment_drift(recorded: tuple[str, ...], current: tuple[str, ...]) -> str | None:
+    """Why the installed packages are not the run's: both sides as the run recorded them, the packages whose
+    versions are not the lock's ("numpy 2.4.5 (lock 2.4.6)"); every difference named."""
+    if recorded == current:
+        return None
+    parts = [f"installed now {entry}" for entry in current if entry not in recorded]
+    parts += [f"the run had {entry}" for entry in recorded if entry not in current]
+    return f"the environment is not the run's ({'; '.join(parts)})"
+
+
 def data_drift(data: DataConfig, folder: Path, recorded_files: Mapping[str, str], recorded: DataVersion) -> str | None:
     """Why the images under `folder` are not the recorded ones, naming the files that changed, appeared or went."""
     try:
@@ -101,9 +111,10 @@ def _named(paths: list[str]) -> str:
 def refusal(run: str, drift: list[str]) -> str:
     """The one paragraph `--reproduce` stops with."""
     return (
-        f"Not reproducing run {run!r}: " + "; ".join(drift) + ". A reproduction runs the recorded code and lock on the "
-        "recorded data; restore them, or re-run with --allow-drift to train anyway (what differed is then recorded "
-        "on the new model version and the comparison is not expected to match)."
+        f"Not reproducing run {run!r}: " + "; ".join(drift) + ". A reproduction runs the recorded code and lock, with "
+        "the installed packages as they were, on the recorded data; restore them (`make install` syncs .venv to its "
+        "lock), or re-run with --allow-drift to train anyway (what differed is then recorded on the new model version, "
+        "and the comparison uses the tolerances, not bit for bit)."
     )
 
 
@@ -135,9 +146,16 @@ class Comparison:
         return lines + [f"{verdict} {standard}."]
 
 
-def expected_standard(original: MachineInfo, reproduced: MachineInfo) -> tuple[bool, str]:
-    """Bit for bit only on CPU in one process with the same CPU model, flags and torch threads; else tolerances."""
+def expected_standard(
+    original: MachineInfo, reproduced: MachineInfo, environments: tuple[LockVersion, LockVersion] | None = None
+) -> tuple[bool, str]:
+    """Bit for bit only on CPU in one process with the same CPU model, flags and torch threads, in the same
+    environment (the lock and what differs from it, as each run recorded them); else tolerances."""
     reasons = []
+    if environments is not None:
+        before, after = environments
+        if before.sha256 != after.sha256 or before.differs != after.differs:
+            reasons.append(environment_drift(before.differs, after.differs) or f"another lock ({after.file})")
     for machine in (original, reproduced):
         if not machine.device.startswith("cpu"):
             reasons.append(f"trained on {machine.device}")

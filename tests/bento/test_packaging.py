@@ -42,7 +42,7 @@ def test_runtime_packages_follow_the_format():
 def test_the_tensorrt_format_asks_for_the_tensorrt_the_engine_code_speaks():
     packages = runtime_packages("tensorrt", gpu=True)
     (tensorrt,) = [Requirement(item) for item in packages if item.startswith("tensorrt")]
-    assert tensorrt.name == "tensorrt-cu12"  # the CUDA 12 build, as the Bento's CUDA 12 base image
+    assert tensorrt.name == "tensorrt-cu13"  # the CUDA 13 build, the CUDA major of torch and onnxruntime-gpu
     assert tensorrt.specifier.contains("10.16.1.11") and not tensorrt.specifier.contains("11.4.0.106")
     assert any(item.startswith("torch") for item in packages)  # the engine's buffers are torch CUDA tensors
 

@@ -28,7 +28,7 @@ from steps.names import (
     REPRODUCTION_METADATA_KEY,
     TRAINED_MODEL_ARTIFACT,
 )
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import CPU_LOCK, PROJECT_ROOT
 from tests.pipelines.test_training_pipeline import quickstart_config_in
 
 
@@ -61,7 +61,7 @@ def test_the_multinode_pipeline_yields_the_usual_trained_model_artifact_and_repr
     recorded = TrainingProvenance.model_validate(run.model_version.run_metadata[PROVENANCE_METADATA_KEY])
     assert recorded == model.provenance and recorded.run == run.name and recorded.parameters["nodes"] == 1
     assert (recorded.machine.world_size, recorded.machine.strategy) == (2, "ddp") and recorded.machine.cpu_model
-    assert recorded.lock.file == "locks/cpu-dev-cluster.txt" and "torch" in recorded.versions
+    assert recorded.lock.file == CPU_LOCK and "torch" in recorded.versions
 
     import run as run_cli
 

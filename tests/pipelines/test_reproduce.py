@@ -20,6 +20,7 @@ from steps.names import (
     REPRODUCTION_METADATA_KEY,
     TRAINED_MODEL_ARTIFACT,
 )
+from tests.conftest import CPU_LOCK
 from tests.pipelines.pipeline_runs import TINY_LABELS, run_training, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -72,7 +73,7 @@ def test_the_model_version_and_the_card_record_how_the_model_was_made(original, 
     assert card == recorded and recorded.run == original.name
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
     assert recorded.code.commit == head and (recorded.code.diff_artifact is not None) == recorded.code.dirty
-    assert recorded.lock.file == "locks/cpu-dev-cluster.txt" and len(recorded.lock.sha256) == 64
+    assert recorded.lock.file == CPU_LOCK and len(recorded.lock.sha256) == 64
     assert recorded.parameters["data"]["root"] == str(data_repo / "images")
     assert recorded.parameters["training"]["epochs"] == 1 and recorded.parameters["promotion"]["margin"] == 0.01
     assert recorded.stack.name == "local" and "local_process (local_process)" in recorded.stack.components.values()

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from steps.names import PROMOTION_DECISION_ARTIFACT
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import CPU_LOCK, PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 APP = str(PROJECT_ROOT / "viewer" / "app.py")
@@ -184,7 +184,7 @@ def test_runs_page_shows_the_run_curves_evaluation_and_versions(app, viewer_run)
     facts = dict(zip(provenance["what"], provenance["value"], strict=True))
     recorded = store.provenance(version)
     assert facts["run"] == run.name and facts["code"].startswith(recorded.code.commit)
-    assert facts["lock"].startswith("locks/cpu-dev-cluster.txt sha256 ") and "training 42" in facts["seeds"]
+    assert facts["lock"].startswith(f"{CPU_LOCK} sha256 ") and "training 42" in facts["seeds"]
     assert f"{recorded.machine.torch_threads} torch threads" in facts["training process"]
     assert f"python run.py --reproduce {version.number}" in " ".join(texts(at.caption))
 

@@ -12,13 +12,14 @@ from har_core.config import DataConfig, SplitConfig, SyntheticDataConfig
 from har_core.data.scan import plan_image_folder
 from har_core.data.synthetic import generate_synthetic_images
 from har_core.runtime.model_card import HarClipModelCard
-from har_core.runtime.provenance import CodeVersion, DataVersion, MachineInfo
+from har_core.runtime.provenance import CodeVersion, DataVersion, LockVersion, MachineInfo
 from har_core.training.provenance import code_version, cpu_description, library_versions, lock_version
 from har_core.training.reproduction import (
     ACCURACY_TOLERANCE,
     code_drift,
     compare,
     data_drift,
+    environment_drift,
     expected_standard,
     lock_drift,
     refusal,
@@ -133,6 +134,39 @@ def test_bit_for_bit_is_expected_only_on_the_same_cpu_threads_and_one_cpu_proces
     ):
         exact, why = expected_standard(machine(), other)
         assert exact is False and f"within {ACCURACY_TOLERANCE}" in why
+
+
+def _site_copy(target: Path, bump: str | None = None) -> list[str]:
+    """This environment's installed-package metadata copied into `target` (a site-packages folder as importlib sees
+    it), with the version of `bump` raised by one patch release: a virtualenv with one package changed."""
+    import importlib.metadata
+    import re
+
+    for dist in importlib.metadata.distributions():
+        name, version = dist.metadata["Name"], dist.version
+        if bump and re.sub(r"[-_.]+", "-", name).lower() == bump:
+            version = f"{version}.1"
+        info = target / f"{re.sub(r'[-.]+', '_', name)}-{version}.dist-info"
+        info.mkdir(parents=True, exist_ok=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    return [str(target)]
+
+
+def test_a_changed_package_in_the_environment_is_named_and_lifts_the_bit_for_bit_standard(tmp_path):
+    from tests.conftest import CPU_LOCK, PROJECT_ROOT
+
+    recorded = lock_version(PROJECT_ROOT / CPU_LOCK, PROJECT_ROOT, _site_copy(tmp_path / "run"))
+    same = lock_version(PROJECT_ROOT / CPU_LOCK, PROJECT_ROOT, _site_copy(tmp_path / "same"))
+    assert environment_drift(recorded.differs, same.differs) is None
+    changed = lock_version(PROJECT_ROOT / CPU_LOCK, PROJECT_ROOT, _site_copy(tmp_path / "now", bump="tqdm"))
+    message = environment_drift(recorded.differs, changed.differs)
+    tqdm = next(entry for entry in changed.differs if entry.startswith("tqdm "))
+    assert message.startswith("the environment is not the run's") and f"installed now {tqdm}" in message
+    assert expected_standard(machine(), machine(), (recorded, same))[0] is True
+    exact, why = expected_standard(machine(), machine(), (recorded, changed))
+    assert exact is False and tqdm in why and f"within {ACCURACY_TOLERANCE}" in why
+    other_lock = LockVersion(file=recorded.file, sha256="0" * 64, differs=recorded.differs)
+    assert expected_standard(machine(), machine(), (recorded, other_lock))[0] is False
 
 
 def test_metrics_compare_exactly_or_within_the_stated_tolerance():
