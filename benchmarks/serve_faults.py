@@ -14,6 +14,9 @@ before issue 14: `git archive 47cdf7d bento har_core | tar -x -C /tmp/before`).
   which requests failed (in flight at the kill, or sent while nothing listened).
 - mixed: 1,000 requests at concurrency 8, 10 % bad (corrupt, oversized, wrong type, wrong field); statuses and the
   serve tree's RSS before and after.
+- videos: 8 hostile videos at once (headers that lie about the frame size, many tiny frames) while /predict is
+  called in a loop: every video's status, the serve tree's peak RSS over its RSS before, and /predict's p50 under
+  that load against idle.
 """
 
 from __future__ import annotations
@@ -106,6 +109,59 @@ def amplification(url: str, root, headers: dict, within: int = 3, over: int = 2,
         "statuses": statuses,
         "seconds": elapsed,
         "after_mib": tree_rss_bytes(root()) / MIB,
+    }
+
+
+def hostile_video_corpus(directory: Path, max_bytes: int) -> dict[str, tuple[str, bytes]]:
+    """{kind: (file name, bytes)} of hostile videos small enough for `max_bytes` (tests/hostile_media.py)."""
+    from tests import hostile_media
+
+    small = max_bytes < 8 * MIB  # the tests' server (512 KiB) or the Bento's default (50 MiB)
+    side = 6000 if small else 12000  # a one-colour PNG frame of side² pixels: ~100 kB or ~800 kB
+    # 16x16 frames within the duration and sampled-frame limits (7.5 s; 115 s): ~40 kB or ~3.9 MB, all decoded
+    frames, fps = (3000, 400) if small else (300_000, 2600)
+    made = {
+        "lying dimensions": hostile_media.lying_dimensions(directory / "lie.mov", real_side=side),
+        "many frames": hostile_media.many_frames(directory / "many.mp4", frames, fps=fps),
+    }
+    return {kind: (path.name, path.read_bytes()) for kind, path in made.items()}
+
+
+def hostile_videos(url: str, root, headers: dict, corpus: dict[str, tuple[str, bytes]], at_once: int = 8) -> dict:
+    """`at_once` hostile videos sent together (the corpus in turn) while /predict is timed in a loop."""
+    from bento.server import tree_rss_bytes
+
+    image = jpeg(1)
+
+    def predict() -> tuple[int, float]:
+        started = time.perf_counter()
+        files = {"image": ("idle.jpg", image, "image/jpeg")}
+        status = requests.post(f"{url}/predict", files=files, headers=headers, timeout=120).status_code
+        return status, time.perf_counter() - started
+
+    idle = [predict() for _ in range(20)]
+    videos = [corpus[kind] for kind in sorted(corpus)] * at_once
+    videos = videos[:at_once]
+
+    def send(video: tuple[str, bytes]) -> int:
+        files = {"video": (video[0], video[1], "video/mp4")}
+        return requests.post(f"{url}/predict_video", files=files, headers=headers, timeout=300).status_code
+
+    base = tree_rss_bytes(root())
+    loaded: list[tuple[int, float]] = []
+    with RssSampler(root) as sampler, concurrent.futures.ThreadPoolExecutor(at_once) as pool:
+        futures = [pool.submit(send, video) for video in videos]
+        loaded.append(predict())  # at least once while the videos are in flight
+        while not all(future.done() for future in futures):
+            loaded.append(predict())
+        statuses = Counter(future.result() for future in futures)
+    return {
+        "video_statuses": dict(statuses),
+        "growth_mib": (sampler.peak - base) / MIB,
+        "predict_statuses": dict(Counter(status for status, _ in loaded)),
+        "predict_p50_idle_ms": 1000 * float(np.median([seconds for _, seconds in idle])),
+        "predict_p50_loaded_ms": 1000 * float(np.median([seconds for _, seconds in loaded])) if loaded else None,
+        "predict_calls_loaded": len(loaded),
     }
 
 
@@ -222,7 +278,7 @@ def mixed_requests(url: str, root, headers: dict, total: int = 1000, concurrency
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["memory", "crash", "mixed"], action="append")
+    parser.add_argument("--only", choices=["memory", "crash", "mixed", "videos"], action="append")
     parser.add_argument("--source", type=Path, help="serve bento.service:HarClipService from this directory")
     parser.add_argument("--log-dir", default=".cache/har-clip/bench")
     args = parser.parse_args()
@@ -250,6 +306,7 @@ def run(workdir: Path, args) -> None:
     bundle = export_bundle(classifier, pixels, workdir / "exports", ExportConfig(formats=("onnx",)), source, "cpu")
     model = save_bento_model(bundle.directory("onnx"), model_version="faults")
     serving = ServingConfig(max_request_bytes=MIB, max_latency_ms=20_000)
+    args.corpus = hostile_video_corpus(workdir, serving.video.max_bytes)
     log = Path(args.log_dir) / "serve-faults.log"
     headers: dict = {}
     if args.source:
@@ -267,17 +324,19 @@ def run(workdir: Path, args) -> None:
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, process, log)
-            _report(url, lambda: process.pid, headers, args.only)
+            _report(url, lambda: process.pid, headers, args.only, args.corpus)
         finally:
             stop_process_tree(process)
         return
     bento = build_bento(str(model.tag), "onnx", serving)
     with BentoServer(str(bento.tag), log) as server:
-        _report(server.url, lambda: server.pid, headers, args.only)
+        _report(server.url, lambda: server.pid, headers, args.only, args.corpus)
 
 
-def _report(url: str, root, headers: dict, only: list[str] | None) -> None:
-    only = only or ["memory", "crash", "mixed"]
+def _report(url: str, root, headers: dict, only: list[str] | None, corpus: dict) -> None:
+    only = only or ["memory", "crash", "mixed", "videos"]
+    if "videos" in only:
+        print("videos:", hostile_videos(url, root, headers, corpus), flush=True)
     if "memory" in only:
         print("memory:", amplification(url, root, headers), flush=True)
     if "crash" in only:

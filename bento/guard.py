@@ -8,6 +8,11 @@ for probes and scrapers; the token guards every API call (POST).
 The service calls its own batchable API through BentoML's in-process proxy; such inner requests inherit the outer
 request's checks through a context variable instead of being checked (and size-limited) a second time.
 
+The bodies the guard holds are bounded across requests, not only each on its own: a worker-wide `BodyBudget`
+(`max_buffered_bytes`) is reserved chunk by chunk as a body arrives and released when its request is answered; a
+request that cannot reserve within `body_wait_s` is answered 503 with `Retry-After`, so `max_concurrency` uploads
+of `max_bytes` each can no longer add up to more memory than the pod has.
+
 Every error answer of an API call leaves as `{"error": "<message>"}`, BentoML's own included (its validation errors
 carry a list of pydantic errors), so the published OpenAPI document (bento/openapi.py, served here at `/docs.json`)
 can describe one error shape.
@@ -15,10 +20,12 @@ can describe one error shape.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import hmac
 import json
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -34,6 +41,30 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _INSIDE_CHECKED_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar("har_clip_checked", default=False)
 IMAGE_MEDIA_TYPES = ("image/", "application/octet-stream")
+
+
+class BodyBudget:
+    """Bytes of request bodies a worker holds at once, over all its requests (event loop only)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+        self._changed = asyncio.Condition()
+
+    async def reserve(self, size: int, wait_s: float) -> bool:
+        """Take `size` bytes, waiting up to `wait_s` for other requests to give theirs back; False if they did not."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: self.used + size <= self.limit), wait_s)
+            except TimeoutError:
+                return False
+            self.used += size
+            return True
+
+    async def release(self, size: int) -> None:
+        if size:
+            async with self._changed:
+                self.used -= size
+                self._changed.notify_all()
 
 
 class RequestGuard:
@@ -54,8 +85,13 @@ class RequestGuard:
         form_fields: Mapping[str, tuple[str, ...]] | None = None,
         media_types: Mapping[str, tuple[str, ...]] | None = None,
         route_max_bytes: Mapping[str, int] | None = None,
+        max_buffered_bytes: int | None = None,
+        body_wait_s: float = 5.0,
     ) -> None:
         self.app = app
+        largest = max([max_request_bytes, *(route_max_bytes or {}).values()])
+        self.budget = BodyBudget(max(max_buffered_bytes or largest, largest))  # one largest body always fits
+        self.body_wait_s = body_wait_s
         self.media_types = dict(media_types or {})
         self.route_max_bytes = dict(route_max_bytes or {})
         self.form_fields = dict(form_fields or {})  # route -> its non-file multipart fields (each read once)
@@ -72,20 +108,25 @@ class RequestGuard:
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
         problem = self._check_headers(scope, headers)
-        body = b""
-        if problem is None:
-            body, problem = await self._read_body(receive, self._max_bytes(scope))
-        if problem is None and scope["path"] in self.file_fields:
-            problem = await self._check_uploads(scope, body, self.file_fields[scope["path"]])
-        if problem is not None:
-            status, message = problem
-            extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            return await JSONResponse({"error": message}, status_code=status, headers=extra)(scope, receive, send)
-        marker = _INSIDE_CHECKED_REQUEST.set(True)
+        body, held = b"", [0]
         try:
-            await self.app(scope, _replay(body, receive), _uniform_errors(send))
+            if problem is None:
+                body, problem = await self._read_body(receive, self._max_bytes(scope), held)
+            if problem is None and scope["path"] in self.file_fields:
+                problem = await self._check_uploads(scope, body, self.file_fields[scope["path"]])
+            if problem is not None:
+                status, message = problem
+                extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+                if status == 503:
+                    extra = {"Retry-After": str(max(1, math.ceil(self.body_wait_s)))}
+                return await JSONResponse({"error": message}, status_code=status, headers=extra)(scope, receive, send)
+            marker = _INSIDE_CHECKED_REQUEST.set(True)
+            try:
+                await self.app(scope, _replay(body, receive), _uniform_errors(send))
+            finally:
+                _INSIDE_CHECKED_REQUEST.reset(marker)
         finally:
-            _INSIDE_CHECKED_REQUEST.reset(marker)
+            await self.budget.release(held[0])
 
     def _check_headers(self, scope: Scope, headers: Headers) -> tuple[int, str] | None:
         if scope["path"] in self.internal_routes:
@@ -114,7 +155,10 @@ class RequestGuard:
     def _max_bytes(self, scope: Scope) -> int:
         return self.route_max_bytes.get(scope["path"], self.max_request_bytes)
 
-    async def _read_body(self, receive: Receive, max_bytes: int) -> tuple[bytes, tuple[int, str] | None]:
+    async def _read_body(
+        self, receive: Receive, max_bytes: int, held: list[int]
+    ) -> tuple[bytes, tuple[int, str] | None]:
+        """The whole body, each chunk reserved from the worker's budget (`held[0]`: what this request holds)."""
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -124,6 +168,9 @@ class RequestGuard:
             size += len(chunk)
             if size > max_bytes:
                 return b"", (413, f"The request body is over the limit of {max_bytes:,} bytes.")
+            if not await self.budget.reserve(len(chunk), self.body_wait_s):
+                return b"", (503, f"The server holds {self.budget.limit:,} bytes of uploads already; retry shortly.")
+            held[0] += len(chunk)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break

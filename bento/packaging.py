@@ -32,6 +32,7 @@ SERVICE_FILES = (
     "bento/service.py",
     "bento/decoding.py",
     "bento/video.py",
+    "bento/model_calls.py",
     "bento/watchdog.py",
     "bento/openapi.py",
     "bento/guard.py",

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse
 from bento.decoding import DecodeBusyError, PixelBudget, decode_crops, decode_uploads
 from bento.drain import refuse_new_connections_on_sigterm
 from bento.guard import RequestGuard
+from bento.model_calls import SerialPredictor
 from bento.openapi import VIDEO_ROUTE_ERRORS, published_spec
 from bento.settings import bento_model_tag, load_serving_config
 from bento.video import VIDEO_MEDIA_TYPES, VideoLimitsError, VideoPredictResponse, score_upload, upload_limit
@@ -70,6 +71,11 @@ INTERNAL_ROUTES = ("/probabilities",)
 CustomLabels = Annotated[list[str], Field(description='Your own label set (open vocabulary): ["juggling", "rowing"].')]
 _TEMP_PREFIX = re.compile(r"^tmp[a-z0-9_]{8}")
 DECODE_THREADS = 8  # requests decoding (or waiting for pixel budget) at once; the model's threads are apart
+# Videos decode in a pool of their own, so they can never hold the image routes' threads; more videos than that in
+# flight (running and waiting) are answered 503 with Retry-After.
+VIDEO_THREADS = 2
+VIDEOS_IN_FLIGHT = 2 * VIDEO_THREADS
+RETRY_AFTER_S = 5
 Decoder = Callable[..., np.ndarray]  # bento.decoding's decode_uploads (float32 model input) or decode_crops (uint8)
 
 
@@ -125,8 +131,11 @@ class HarClipService:
             logger.warning("Not glibc: freed image memory may stay with the worker after large decodes")
         self.decode_budget = PixelBudget(CONFIG.max_decoding_pixels)
         self.model_lock = threading.Lock()  # one model call at a time: direct and batched calls never share the CPUs
+        self.serial = SerialPredictor(self.predictor, self.model_lock)  # every route's model calls (bento/model_calls)
         self.in_model_path = 0  # /predict requests between their decode and their answer (event loop only)
         self.decoders = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="har-clip-decode")
+        self.video_workers = ThreadPoolExecutor(VIDEO_THREADS, thread_name_prefix="har-clip-video")
+        self.videos_in_flight = 0  # event loop only
         logger.info("Serving %s (%s)", self.model_info, self.bento_model.tag)
         self.startup_parity = _startup_parity(self.predictor)
         refuse_new_connections_on_sigterm()  # in-flight requests finish, new connections are refused
@@ -144,6 +153,7 @@ class HarClipService:
     def _shut_down(self) -> None:
         record_clean_exit()
         self.decoders.shutdown(wait=False, cancel_futures=True)
+        self.video_workers.shutdown(wait=False, cancel_futures=True)
 
     @bentoml.api(batchable=True, max_batch_size=CONFIG.max_batch_size, max_latency_ms=CONFIG.max_latency_ms)
     def probabilities(self, crops: list[str]) -> list[list[float]]:
@@ -191,7 +201,7 @@ class HarClipService:
         except BadRequest as error:
             return _error(error)
         started = time.perf_counter()
-        ranked = await asyncio.to_thread(self.predictor.predict_pixels, pixels, top_k)
+        ranked = await asyncio.to_thread(self.serial.predict_pixels, pixels, top_k)
         elapsed = (time.perf_counter() - started) * 1000
         return BatchPredictResponse(predictions=ranked, model=self.model_info, inference_ms=elapsed)
 
@@ -211,7 +221,7 @@ class HarClipService:
         except BadRequest as error:
             return _error(error)
         started = time.perf_counter()
-        ranked = await asyncio.to_thread(self.predictor.predict_pixels, pixels, top_k, labels)
+        ranked = await asyncio.to_thread(self.serial.predict_pixels, pixels, top_k, labels)
         elapsed = (time.perf_counter() - started) * 1000
         return PredictResponse(predictions=ranked[0], model=self.model_info, inference_ms=elapsed)
 
@@ -219,19 +229,28 @@ class HarClipService:
     async def predict_video(self, video: Path, top_k: TopK = CONFIG.default_top_k) -> VideoPredictResponse:
         """Action segments and every sampled frame's top labels for one uploaded video (multipart field `video`;
         MP4/MOV, Matroska/WebM, AVI, MPEG or Ogg; limits and sampling: `/metadata`'s `limits.video`)."""
+        if self.videos_in_flight >= VIDEOS_IN_FLIGHT:
+            return _error(BadRequest(503, f"{VIDEOS_IN_FLIGHT} videos are being scored; retry later."), RETRY_AFTER_S)
+        self.videos_in_flight += 1
         try:
             self._check_top_k(top_k, len(self.predictor.labels))
             started = time.perf_counter()
+            # decoding stops at the request's timeout: past it the client has its 504
+            limits = CONFIG.video.model_copy(
+                update={"max_decode_s": min(CONFIG.video.max_decode_s or 1e9, CONFIG.timeout_s)}
+            )
             result = await asyncio.get_running_loop().run_in_executor(
-                self.decoders, score_upload, self.predictor, video, _upload_name(video), CONFIG.video,
+                self.video_workers, score_upload, self.serial, video, _upload_name(video), limits,
                 self.decode_budget, CONFIG.timeout_s, top_k,
             )  # fmt: skip
         except VideoLimitsError as error:
             return _error(BadRequest(error.status, str(error)))
         except DecodeBusyError as error:
-            return _error(BadRequest(503, str(error)))
+            return _error(BadRequest(503, str(error)), RETRY_AFTER_S)
         except BadRequest as error:
             return _error(error)
+        finally:
+            self.videos_in_flight -= 1
         elapsed = (time.perf_counter() - started) * 1000
         return VideoPredictResponse(**result.model_dump(), model=self.model_info.model_dump(), inference_ms=elapsed)
 
@@ -352,8 +371,9 @@ def _upload_name(path: Path) -> str:
     return _TEMP_PREFIX.sub("", path.name) or "uploaded image"
 
 
-def _error(error: BadRequest) -> JSONResponse:
-    return JSONResponse({"error": str(error)}, status_code=error.status)
+def _error(error: BadRequest, retry_after_s: int | None = None) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
+    return JSONResponse({"error": str(error)}, status_code=error.status, headers=headers)
 
 
 def _published_spec() -> dict[str, Any]:
@@ -404,4 +424,6 @@ HarClipService.add_asgi_middleware(
     },
     media_types={"/predict_video": VIDEO_MEDIA_TYPES},
     route_max_bytes={"/predict_video": upload_limit(CONFIG.video)},
+    max_buffered_bytes=CONFIG.max_buffered_bytes,
+    body_wait_s=CONFIG.body_wait_s,
 )

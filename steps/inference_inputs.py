@@ -17,6 +17,7 @@ class ArtifactStoreFolder:
     def __init__(self, uri: str) -> None:
         self.uri = uri.rstrip("/")
         self.description = f"artifact store prefix {self.uri!r}"
+        self.skipped: list[tuple[str, str]] = []  # object stores have no links or unreadable folders
 
     def names(self) -> list[str]:
         from zenml.io import fileio

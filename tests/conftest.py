@@ -142,6 +142,7 @@ def serving_config():
         max_frames=20,
         max_frame_pixels=320 * 240,
         max_decoded_pixels=320 * 240 * 100,
+        max_decoded_frames=2000,
     )
     return ServingConfig(
         max_batch_size=16, max_latency_ms=20_000, max_request_bytes=1024 * 1024, max_custom_labels=8, video=video

@@ -31,6 +31,10 @@ JPEG_QUALITY = 90  # frames sent to a Bento are JPEG-encoded, as a browser uploa
 RATE_WINDOW_S = 5.0  # achieved fps and latency are measured over the last seconds
 
 
+# The failures a backend is expected to report; anything else is logged with its traceback, and shown too.
+_EXPECTED = (BackendUnavailableError, PredictionRequestError, ValueError, OSError)
+
+
 class LiveSettings(BaseModel):
     """How often frames are scored and how their probabilities are smoothed."""
 
@@ -140,10 +144,12 @@ class LiveScorer:
         try:
             image = frame.to_image()
             probabilities = self._probabilities(image)
-        except (BackendUnavailableError, PredictionRequestError, ValueError, OSError) as error:
+        except Exception as error:  # whatever the backend raised: shown on the page, and the next frame is scored
+            message = str(error) if isinstance(error, _EXPECTED) else f"{type(error).__name__}: {error}"
             with self._lock:
-                self._error, self._busy = str(error), False
-            logger.warning("Live frame not scored: %s", error)
+                self._error, self._busy = message, False
+            log = logger.warning if isinstance(error, _EXPECTED) else logger.exception
+            log("Live frame not scored: %s", message)
             return
         finished = time.monotonic()
         with self._lock:

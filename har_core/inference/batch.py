@@ -90,6 +90,8 @@ def score_files(
     order) and its summary. Raises `UnreadableFileError` on the first unreadable file when `on_error` is `fail`."""
     top_k = max(1, min(config.top_k, len(predictor.labels)))
     table = _Table(top_k)
+    for name, reason in getattr(folder, "skipped", ()):  # links out of the folder, unreadable folders
+        _fail(table, config, UnreadableFile(file=name, error=reason))
     images = [item for item in files if item.kind == "image"]
     videos = [item for item in files if item.kind == "video"]
     started = time.perf_counter()

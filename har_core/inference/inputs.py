@@ -2,11 +2,15 @@
 
 A folder is anything that lists relative names, tells a file's size and reads its bytes: a local folder here, the
 artifact store's filesystem in the pipeline's step (steps/inference_inputs.py). Files of other kinds are counted and
-left alone; a folder with more than `max_files` images and videos is refused before anything is read.
+left alone; a folder with more than `max_files` images and videos is refused before anything is read. A local
+folder follows symbolic links only where they point inside it (folders and files alike; a link back to a folder
+above it is a loop); a link out of it, a loop, and a folder it cannot read are not read and are listed with the
+reason (`skipped`), never left out without a word.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 from typing import Literal, Protocol
 
@@ -32,6 +36,7 @@ class InputFile(BaseModel):
 
 class InputFolder(Protocol):
     description: str
+    skipped: list[tuple[str, str]]  # (relative name, why it was not read), filled by `names()`
 
     def names(self) -> list[str]:
         """Every file below the folder, relative, `/`-separated (hidden files and folders left out)."""
@@ -52,15 +57,39 @@ class LocalFolder:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.description = f"folder {str(self.root)!r}"
+        self.skipped: list[tuple[str, str]] = []
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
             raise InputError(f"The input folder {str(self.root)!r} does not exist.")
-        return sorted(
-            path.relative_to(self.root).as_posix()
-            for path in self.root.rglob("*")
-            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(self.root).parts)
-        )
+        real_root = self.root.resolve()
+        self.skipped, found = [], []
+        pending: list[tuple[PurePosixPath, frozenset[Path]]] = [(PurePosixPath(), frozenset({real_root}))]
+        while pending:
+            relative, ancestors = pending.pop()
+            try:
+                entries = sorted(os.scandir(self.root / relative), key=lambda entry: entry.name)
+            except OSError as error:
+                self.skipped.append((relative.as_posix(), f"folder not readable ({error.strerror or error})"))
+                continue
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                name = relative / entry.name
+                target = Path(entry.path).resolve() if entry.is_symlink() else None
+                if target is not None and not target.is_relative_to(real_root):
+                    self.skipped.append((name.as_posix(), f"symbolic link to {target}, outside the input folder"))
+                elif entry.is_dir():  # a link inside the root is followed, unless it leads back up (a loop)
+                    real = target or Path(entry.path).resolve()
+                    if real in ancestors:
+                        self.skipped.append((name.as_posix(), "symbolic link back to a folder above it (a loop)"))
+                    else:
+                        pending.append((name, ancestors | {real}))
+                elif entry.is_file():
+                    found.append(name.as_posix())
+                elif target is not None:
+                    self.skipped.append((name.as_posix(), "broken symbolic link"))
+        return sorted(found)
 
     def size(self, name: str) -> int:
         return (self.root / name).stat().st_size

@@ -51,8 +51,10 @@ class VideoConfig(StrictConfig):
     smoothed with a centred moving average over `smoothing_window` sampled frames, and runs of one label shorter
     than `min_segment_s` are merged into a neighbour. Limits, each refused with a message naming it: the encoded
     size (`max_bytes`), the duration, the sampled frames scored (`max_frames`: model time and answer size), the
-    pixels of one decoded frame (`max_frame_pixels`: the decoder's memory) and the pixels decoded in all (every
-    frame is decoded to reach the sampled ones: `max_decoded_pixels` bounds decoding time, whatever the bytes say).
+    pixels of one decoded frame (`max_frame_pixels`: the decoder's memory; FFmpeg itself refuses a larger frame, even
+    one the header lied about), the pixels decoded in all (`max_decoded_pixels`), the frames decoded in all
+    (`max_decoded_frames`: tiny frames cost time and demuxer index too) and the wall time of decoding and scoring
+    (`max_decode_s`, checked at every frame, so a caller that gave up stops the work).
     """
 
     sample_fps: float = Field(2.0, gt=0, le=60)
@@ -64,6 +66,8 @@ class VideoConfig(StrictConfig):
     max_frames: int = Field(7200, ge=1)
     max_frame_pixels: int = Field(3840 * 2160, ge=1)
     max_decoded_pixels: int = Field(200_000_000_000, ge=1)
+    max_decoded_frames: int = Field(1_000_000, ge=1)
+    max_decode_s: float | None = Field(None, gt=0)  # None: no deadline (batch inference); the Bento: its timeout_s
 
 
 # What the Bento accepts in one /predict_video request: a couple of minutes, scored within the request timeout.
@@ -73,6 +77,8 @@ SERVING_VIDEO = VideoConfig(
     max_frames=240,
     max_frame_pixels=1920 * 1080,
     max_decoded_pixels=8_000_000_000,
+    max_decoded_frames=120 * 60,  # two minutes at 60 fps
+    max_decode_s=30.0,  # ServingConfig.timeout_s: past it the client has its 504, so the decoding thread stops
 )
 
 
@@ -91,6 +97,10 @@ class ServingConfig(StrictConfig):
     timeout_s: float = Field(30.0, gt=0)
     max_concurrency: int | None = Field(256, ge=1)  # more requests in flight are answered 429
     max_request_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    # request bodies a worker holds at once, all requests together (503 + Retry-After past it, after body_wait_s):
+    # without it, max_concurrency x the video route's 50 MiB is 12.5 GiB; at least the largest one request's limit
+    max_buffered_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    body_wait_s: float = Field(5.0, ge=0)
     max_batch_images: int = Field(32, ge=1)
     max_request_pixels: int = Field(128_000_000, ge=1)
     max_decoding_pixels: int = Field(64_000_000, ge=1)

@@ -4,9 +4,12 @@ PyAV (FFmpeg's libraries in a wheel) demuxes and decodes. A video is refused, wi
 the limit, when its container is not one of the common video containers (FFmpeg would otherwise read a JPEG, a
 playlist or an audio file as a "video"), when it has no video stream or does not decode, and when it is over a
 limit of `VideoConfig`: the header's duration, frame size and expected decode work are checked before any frame is
-decoded, and the same limits are enforced while decoding, since a header may lie. Only one decoded frame is held at
-a time, scaled by FFmpeg straight to twice the preprocessing resize (as bento/decoding.py does for JPEG), so memory
-stays near one frame of `max_frame_pixels` whatever the video's length.
+decoded, and the same limits are enforced while decoding, since a header may lie. FFmpeg itself is told the pixel
+limit (`max_pixels`, on the probe's decoders and on the codec), so a frame larger than the header said is refused
+before FFmpeg allocates it. Only one decoded frame is held at a time, scaled by FFmpeg straight to twice the
+preprocessing resize (as bento/decoding.py does for JPEG), so memory stays near one frame of `max_frame_pixels`
+whatever the video's length. Every failure of the demuxer or decoder (FFmpeg's errors, undecodable metadata,
+anything else PyAV raises) is an `InvalidVideoError` naming the source: a bad file never escapes as another error.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,17 +90,28 @@ class VideoReader:
         self.name = name or (str(source) if not isinstance(source, bytes) else "uploaded video")
         self.min_side = SCALE_FACTOR * resize
         self._check_size(source)
+        self._started = time.monotonic()
+        limit = {"max_pixels": str(config.max_frame_pixels)}  # FFmpeg refuses larger frames before allocating them
         try:
-            self.container = av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source), mode="r")
-        except av.FFmpegError as error:
+            self.container = av.open(
+                io.BytesIO(source) if isinstance(source, bytes) else str(source),
+                mode="r",
+                options=limit,  # the decoders that probe the streams while opening
+                metadata_errors="replace",  # Latin-1 tags of old cameras: not an error
+            )
+        except Exception as error:  # FFmpeg's errors, and whatever else a hostile file makes PyAV raise
             raise InvalidVideoError(f"{self.name}: not a readable video ({_reason(error)}).") from error
         try:
             self.stream = self._video_stream()
+            self.stream.codec_context.options = {**self.stream.codec_context.options, **limit}
             self.info = self._read_info()
             self._check_header()
         except VideoError:
             self.container.close()
             raise
+        except Exception as error:
+            self.container.close()
+            raise InvalidVideoError(f"{self.name}: not a readable video ({_reason(error)}).") from error
 
     def __enter__(self) -> VideoReader:
         return self
@@ -120,6 +135,7 @@ class VideoReader:
         try:
             for frame in self.container.decode(self.stream):
                 index += 1
+                self._check_progress(index)
                 pixels = frame.width * frame.height
                 self._check_frame_pixels(frame.width, frame.height)
                 decoded_pixels += pixels
@@ -145,7 +161,9 @@ class VideoReader:
                     )
                 next_time = (math.floor(time_s / step + 1e-6) + 1) * step
                 yield SampledFrame(time_s, self._scaled_image(frame))
-        except self._av.FFmpegError as error:
+        except VideoError:
+            raise
+        except Exception as error:  # FFmpeg's errors (a frame over max_pixels among them), or anything PyAV raises
             raise InvalidVideoError(f"{self.name}: decoding failed after {index} frames ({_reason(error)}).") from error
         if sampled == 0:
             raise InvalidVideoError(f"{self.name}: the video stream holds no decodable frame.")
@@ -153,6 +171,18 @@ class VideoReader:
         if expected and expected - index > max(2, expected // 100):  # FFmpeg conceals a cut file: count
             raise InvalidVideoError(
                 f"{self.name}: truncated or corrupt: its header announces {expected} frames, {index} decoded."
+            )
+
+    def _check_progress(self, index: int) -> None:
+        """The frame cap and the deadline, at every decoded frame: a video stops costing the moment it is over."""
+        if index > self.config.max_decoded_frames:
+            raise VideoTooLargeError(
+                f"{self.name}: more than {self.config.max_decoded_frames:,} frames to decode (max_decoded_frames)."
+            )
+        elapsed = time.monotonic() - self._started
+        if self.config.max_decode_s is not None and elapsed > self.config.max_decode_s:
+            raise VideoTooLargeError(
+                f"{self.name}: still decoding after {self.config.max_decode_s:g} s, {index:,} frames in (max_decode_s)."
             )
 
     def _check_size(self, source: VideoSource) -> None:
@@ -202,8 +232,11 @@ class VideoReader:
 
     def _check_header(self) -> None:
         info, config = self.info, self.config
-        if info.width <= 0 or info.height <= 0:
-            raise InvalidVideoError(f"{self.name}: the video stream has no frame size.")
+        if info.width <= 0 or info.height <= 0:  # FFmpeg's probe refused the frame under max_pixels (or it has none)
+            raise VideoTooLargeError(
+                f"{self.name}: the decoder refused its frames: over max_frame_pixels {config.max_frame_pixels:,} "
+                "(refused before decoding, whatever the header says), or the stream has no frame size."
+            )
         self._check_frame_pixels(info.width, info.height)
         if info.duration_s is not None and info.duration_s > config.max_duration_s:
             raise VideoTooLargeError(
@@ -217,6 +250,10 @@ class VideoReader:
         frames = info.frames or (
             math.ceil(info.duration_s * info.frame_rate) if info.duration_s and info.frame_rate else None
         )
+        if frames is not None and frames > config.max_decoded_frames:
+            raise VideoTooLargeError(
+                f"{self.name}: {frames:,} frames to decode, over max_decoded_frames {config.max_decoded_frames:,}."
+            )
         if frames is not None and frames * self.frame_pixels > config.max_decoded_pixels:
             raise VideoTooLargeError(
                 f"{self.name}: {frames:,} frames of {info.width}x{info.height} decode to "

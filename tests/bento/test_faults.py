@@ -5,6 +5,10 @@ the README states; here each gets a generous safety bound, not a speed goal.
 - Decompression amplification: one-colour 62 Mpx PNGs, 200 kB each, sent at once: the serve tree's peak RSS stays
   within base + 1 GiB, each request gets its 2xx or 4xx, the server keeps answering.
 - 1,000 mixed requests at concurrency 8, 10 % bad: 0 × 5xx, every bad one its 4xx, RSS growth within 64 MiB.
+- 8 hostile videos at once (frame sizes the header lies about, thousands of tiny frames) while /predict is called
+  in a loop: each video gets its 4xx (or 503 with Retry-After past the video route's own concurrency), /predict
+  keeps answering 200, and the serve tree's peak RSS stays within base + 256 MiB (one lying video took ~100 MiB
+  in FFmpeg's probe before FFmpeg was given the pixel limit).
 - SIGKILL of the serving worker under load: `bentoml serve` respawns it (BentoML's arbiter); the container exits
   (bento/watchdog.py) and podman's restart policy starts it again. Only in-flight requests fail on `bentoml serve`;
   in the container, requests sent while it restarts are refused (connection errors, never a 5xx).
@@ -23,6 +27,7 @@ pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
 AMPLIFICATION_BOUND_MIB = 1024  # the serve tree's peak over its RSS before the requests
 MIXED_RSS_MARGIN_MIB = 64
+HOSTILE_VIDEOS_BOUND_MIB = 256
 
 
 def _answers(server) -> bool:
@@ -83,3 +88,15 @@ def test_a_killed_worker_comes_back_and_only_in_flight_requests_fail(server):
         assert result["failed_in_flight"] + result["failed_after_kill"] <= 8, result
         assert server.pid == pid_before and result["new_worker"] and result["new_worker"][0] != result["worker"]
     assert _answers(server)
+
+
+def test_eight_hostile_videos_at_once_get_4xx_and_leave_predict_answering(server, serving_config, tmp_path):
+    from benchmarks.serve_faults import hostile_video_corpus, hostile_videos
+
+    corpus = hostile_video_corpus(tmp_path, serving_config.video.max_bytes)
+    result = hostile_videos(server.url, lambda: server.pid, AUTH, corpus)
+    print(f"hostile videos: {result}")
+    assert set(result["video_statuses"]) <= {413, 422, 503}, result  # 503: past the video route's concurrency
+    assert sum(count for status, count in result["video_statuses"].items() if status != 503) >= 4, result
+    assert result["predict_statuses"] == {200: result["predict_calls_loaded"]}, result
+    assert result["growth_mib"] < HOSTILE_VIDEOS_BOUND_MIB, result

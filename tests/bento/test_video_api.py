@@ -1,6 +1,6 @@
 """`/predict_video` on the session's real server (tests/bento/conftest.py): segments of a two-label video, and a
 4xx naming the problem for every bad video. The server's video limits are the small ones of tests/conftest.py's
-`serving_config` (512 KiB, 30 s, 20 sampled frames, 320x240 frames, 7.68 Mpx decoded)."""
+`serving_config` (512 KiB, 30 s, 20 sampled frames, 320x240 frames, 7.68 Mpx and 2,000 frames decoded)."""
 
 from __future__ import annotations
 
@@ -86,3 +86,50 @@ def test_every_bad_video_is_a_4xx_that_names_the_problem(server, case):
 def test_a_video_call_needs_the_token(server):
     response = _post(server, {"video": ("a.avi", b"x", "video/x-msvideo")}, headers={})
     assert response.status_code == 401
+
+
+def _hostile(tmp_path) -> dict[str, tuple[str, bytes, int, str]]:
+    """tests/hostile_media.py's corpus at this server's limits: {kind: (file name, bytes, status, words)}."""
+    from tests import hostile_media
+
+    whole = hostile_media.many_frames(tmp_path / "whole.mp4", 200, side=64)
+    made = {
+        "lying dimensions": (
+            hostile_media.lying_dimensions(tmp_path / "lie.mov", real_side=6000),
+            413,
+            "max_frame_pixels",
+        ),
+        # 7.5 s: within the duration and sampled-frame limits, over the frames decoded
+        "many frames": (hostile_media.many_frames(tmp_path / "many.mp4", 3000, fps=400), 413, "max_decoded_frames"),
+        "truncated": (hostile_media.truncated(tmp_path / "cut.mp4", whole), 422, "cut.mp4: "),
+        "hls playlist": (hostile_media.hls_playlist(tmp_path / "playlist.mp4"), 422, "playlist.mp4: "),
+        "zero length": (hostile_media.empty(tmp_path / "zero.mp4"), 422, "empty"),
+    }
+    return {kind: (path.name, path.read_bytes(), status, words) for kind, (path, status, words) in made.items()}
+
+
+def test_the_hostile_corpus_gets_a_4xx_naming_the_file_and_latin1_tags_are_scored(server, tmp_path):
+    from tests import hostile_media
+
+    for kind, (name, data, status, words) in _hostile(tmp_path).items():
+        response = _post(server, {"video": (name, data, "video/mp4")})
+        assert response.status_code == status, (kind, response.text)
+        assert words in response.json()["error"], (kind, response.text)
+    for container_format, suffix in (("matroska", "mkv"), ("mp4", "mp4")):  # a 500 before: UnicodeDecodeError
+        video = hostile_media.tagged_video(tmp_path / f"camera.{suffix}", container_format, b"Caf\xe9 \xe0 la plage")
+        response = _post(server, {"video": (video.name, video.read_bytes(), "video/mp4")})
+        assert response.status_code == 200, response.text
+    lie = hostile_media.lying_dimensions(tmp_path / "image.mov", real_side=6000)
+    response = requests.post(
+        f"{server.url}/predict", files={"image": ("clip.jpg", lie.read_bytes(), "image/jpeg")}, headers=AUTH, timeout=60
+    )
+    assert response.status_code == 422 and "clip.jpg" in response.json()["error"]  # a video in an image field
+
+
+def test_h264_is_scored(server, synthetic_root):
+    frames = two_label_frames(
+        first_image(synthetic_root, FIRST_LABEL), first_image(synthetic_root, SECOND_LABEL), 10, 4.0, 2.0
+    )
+    response = _post(server, {"video": ("phone.mp4", encode_video(frames, 10, "libx264"), "video/mp4")})
+    assert response.status_code == 200, response.text
+    assert response.json()["video"]["codec"] == "h264" and len(response.json()["frames"]) == 8

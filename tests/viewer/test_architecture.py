@@ -41,3 +41,20 @@ def test_importing_the_viewer_creates_no_zenml_client(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT), "ZENML_CONFIG_PATH": str(store)}
     subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, check=True)
     assert not store.exists()
+
+
+def test_the_viewer_listens_on_loopback_unless_told_otherwise(monkeypatch):
+    """It shows every run's data and runs models on uploads with no login: not on every interface by default."""
+    import viewer.__main__ as launcher
+
+    commands = []
+    monkeypatch.setattr(launcher.subprocess, "call", lambda command, **kwargs: commands.append(command) or 0)
+    monkeypatch.delenv("STREAMLIT_SERVER_ADDRESS", raising=False)
+    monkeypatch.delenv(launcher.ADDRESS_ENV, raising=False)
+    launcher.main(["--server.port", "8502"])
+    monkeypatch.setenv(launcher.ADDRESS_ENV, "0.0.0.0")
+    launcher.main([])
+    launcher.main(["--server.address", "10.0.0.5"])
+    assert commands[0][-4:] == ["--server.address", "127.0.0.1", "--server.port", "8502"]
+    assert commands[1][-2:] == ["--server.address", "0.0.0.0"]
+    assert commands[2][-2:] == ["--server.address", "10.0.0.5"] and commands[2].count("--server.address") == 1

@@ -78,3 +78,35 @@ def test_aioice_offers_loopback_once_asked():
     addresses = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
     assert addresses.count("127.0.0.1") == 1
     assert RTC_CONFIGURATION == {"iceServers": []}  # no STUN or TURN server is ever asked
+
+
+class FailingOnce(LocalBackend):
+    """The real local backend, whose first call fails with an error no one planned for (a KeyError deep inside)."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        super().__init__(backend.predictor, {"name": "tiny", "version": "1"})
+        self.calls = 0
+
+    def predict(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == 1:
+            raise KeyError("pixel_values")
+        return super().predict(*args, **kwargs)
+
+
+def test_any_backend_error_is_shown_and_the_next_frame_is_scored(backend, synthetic_root):
+    """Only four error types used to reset the scorer: anything else left it busy for good, silently."""
+    failing = FailingOnce(backend)
+    scorer = LiveScorer(failing, LiveSettings(scoring_fps=30.0))
+    frame = camera_frame(synthetic_root)
+    assert scorer.offer(frame)
+    deadline = time.monotonic() + 30
+    while scorer.snapshot().error is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert scorer.snapshot().error == "KeyError: 'pixel_values'"
+    time.sleep(0.05)
+    assert scorer.offer(frame)  # not stuck busy
+    wait_until_scored(scorer, 1)
+    assert scorer.snapshot().error is None
+    scorer.close()

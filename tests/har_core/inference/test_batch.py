@@ -108,3 +108,51 @@ def test_the_input_config_names_what_each_source_needs():
         InferenceInputConfig(source="folder")
     with pytest.raises(ValueError, match="input.path is not used with input.source: dvc"):
         InferenceInputConfig(source="dvc", path="x")
+
+
+def test_links_are_followed_inside_the_folder_only_and_what_is_not_read_is_listed(predictor, folder, tmp_path):
+    """A symlinked subfolder inside the input is read (it used to be skipped without a word); a link out of it, a
+    link loop and an unreadable folder are listed in the summary, and the run goes on."""
+    shared = folder / "calling"
+    (folder / "linked").symlink_to(shared, target_is_directory=True)  # inside: followed
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.copy(next(shared.glob("*.jpg")), outside / "secret.jpg")
+    (folder / "escape").symlink_to(outside, target_is_directory=True)
+    (folder / "secret.jpg").symlink_to(outside / "secret.jpg")
+    (folder / "loop").symlink_to(folder, target_is_directory=True)  # back up: listed, not followed
+    (folder / "locked").mkdir()
+    source = LocalFolder(folder)
+    real_scandir = __import__("os").scandir
+
+    def scandir(path):  # root reads any folder whatever its mode: refuse this one as the kernel would a user
+        if Path(path) == folder / "locked":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("har_core.inference.inputs.os.scandir", scandir)
+        files, _ = list_inputs(source, max_files=100)
+    names = [item.name for item in files]
+    assert sum(name.startswith("linked/") for name in names) == 5  # the symlinked copy of `calling`
+    assert not any(name.startswith(("escape/", "loop/")) or name == "secret.jpg" for name in names)
+    assert dict(source.skipped) == {
+        "escape": f"symbolic link to {outside.resolve()}, outside the input folder",
+        "secret.jpg": f"symbolic link to {(outside / 'secret.jpg').resolve()}, outside the input folder",
+        "locked": "folder not readable (Permission denied)",
+        "loop": "symbolic link back to a folder above it (a loop)",
+    }
+    _, summary = score_files(predictor, source, files, config(), "7")
+    listed = {item.file: item.error for item in summary.unreadable}
+    assert {"escape", "secret.jpg", "locked", "loop"} <= set(listed) and summary.images >= 15
+
+
+def test_a_video_with_latin1_tags_is_scored_and_a_broken_one_is_a_listed_row(predictor, folder):
+    from tests.hostile_media import hls_playlist, tagged_video
+
+    tagged_video(folder / "clips" / "camera.mkv", "matroska", b"Caf\xe9 \xe0 la plage")
+    hls_playlist(folder / "clips" / "playlist.mp4")
+    files, _ = list_inputs(LocalFolder(folder), max_files=100)
+    table, summary = score_files(predictor, LocalFolder(folder), files, config(on_error="skip"), "7")
+    assert "clips/camera.mkv" in set(table["file"])  # used to abort the whole run with UnicodeDecodeError
+    assert any(item.file == "clips/playlist.mp4" for item in summary.unreadable)

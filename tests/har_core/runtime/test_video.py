@@ -45,7 +45,7 @@ def gradient_frames(count: int, width: int = 64, height: int = 48) -> list[Image
 def test_a_two_label_video_gives_two_segments_changing_within_one_sampling_step(predictor, label_images, codec):
     data = encode_video(two_label_frames(*label_images, FPS, SECONDS, CHANGE_S), FPS, codec)
     with VideoReader(data, CONFIG, name=f"two-labels{CODECS[codec][1]}") as reader:
-        assert (reader.info.codec, reader.info.width) == ({"libvpx": "vp8"}.get(codec, codec), 64)
+        assert (reader.info.codec, reader.info.width) == ({"libvpx": "vp8", "libx264": "h264"}.get(codec, codec), 64)
         result = score_video(predictor, reader, top_k=3)
     step = 1 / CONFIG.sample_fps
     assert [segment.label for segment in result.segments] == [FIRST_LABEL, SECOND_LABEL]
@@ -129,6 +129,7 @@ def test_a_missing_file_is_a_clear_error(tmp_path):
         ({"max_frames": 3}, "max_frames"),
         ({"max_frame_pixels": 64 * 48 - 1}, "max_frame_pixels"),
         ({"max_decoded_pixels": 64 * 48 * 10}, "max_decoded_pixels"),
+        ({"max_decoded_frames": 19}, "max_decoded_frames"),
     ],
 )
 def test_each_limit_refuses_a_video_over_it_before_decoding(limits, limit):
@@ -142,6 +143,8 @@ def test_limits_hold_while_decoding_whatever_the_header_said():
     read under loose limits here, as if it had lied, and the frames under the strict ones.)"""
     data = encode_video(gradient_frames(20), fps=10, codec="libvpx")
     strict = [
+        ({"max_decoded_frames": 5}, "max_decoded_frames"),
+        ({"max_decode_s": 1e-9}, "max_decode_s"),
         ({"max_decoded_pixels": 64 * 48 * 10}, "max_decoded_pixels"),
         ({"max_frames": 3}, "max_frames"),
         ({"max_duration_s": 1.0}, "max_duration_s"),
@@ -151,3 +154,79 @@ def test_limits_hold_while_decoding_whatever_the_header_said():
             reader.config = VideoConfig(sample_fps=2, **limits)
             with pytest.raises(VideoTooLargeError, match=limit):
                 list(reader.frames())
+
+
+PEAK_RSS_PROBE = """
+import resource, sys
+from har_core.runtime.settings import SERVING_VIDEO
+from har_core.runtime.video import VideoError, VideoReader
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    with VideoReader(sys.argv[1], SERVING_VIDEO) as reader:
+        list(reader.frames())
+    print("read")
+except VideoError as error:
+    print(type(error).__name__, error)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_a_header_that_lies_about_the_frame_size_costs_no_memory(tmp_path):
+    """64x64 in the header, 12000x12000 PNG frames inside (~0.8 MB on disk, 432 MB decoded): FFmpeg decodes the
+    first frame while probing, so the refusal has to come from FFmpeg's own pixel limit. Measured in a fresh process
+    (peak RSS: 417 MiB more before the limit was passed to FFmpeg, ~1 MiB after)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+    from tests.hostile_media import lying_dimensions
+
+    video = lying_dimensions(tmp_path / "lie.mov")
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_PROBE, str(video)], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    *message, grown_mib = result.stdout.strip().splitlines()
+    assert result.returncode == 0 and message[0].startswith("VideoTooLargeError"), result.stdout + result.stderr
+    assert "max_frame_pixels" in message[0] and int(grown_mib) < 64  # one frame of 2 Mpx is ~6 MB
+
+
+@pytest.mark.parametrize("container_format", ["matroska", "mp4"])
+def test_latin1_metadata_is_read_not_an_error(tmp_path, container_format):
+    from tests.hostile_media import tagged_video
+
+    video = tagged_video(tmp_path / f"tagged.{container_format}", container_format, b"Caf\xe9 \xe0 la plage")
+    with pytest.raises(UnicodeDecodeError):  # what PyAV does by default, and what reached the service as a 500
+        av.open(str(video)).close()
+    with VideoReader(video, CONFIG) as reader:
+        assert len(list(reader.frames())) >= 1 and reader.container.metadata["title"].startswith("Caf")
+
+
+def test_any_error_of_the_demuxer_is_an_invalid_video(tmp_path, monkeypatch):
+    """Not only FFmpeg's errors: whatever PyAV raises for a hostile file becomes a 4xx-shaped error naming it."""
+    data = encode_video(gradient_frames(4), fps=4, codec="mjpeg")
+
+    def broken_open(*args, **kwargs):
+        raise RuntimeError("something PyAV never documented")
+
+    monkeypatch.setattr(av, "open", broken_open)
+    with pytest.raises(InvalidVideoError, match="upload.avi: not a readable video .something PyAV never"):
+        VideoReader(data, CONFIG, "upload.avi")
+
+
+@pytest.mark.parametrize("kind", ["truncated", "hls", "empty", "many-frames"])
+def test_the_hostile_corpus_is_refused(tmp_path, kind):
+    from har_core.runtime.settings import SERVING_VIDEO
+    from har_core.runtime.video import VideoError
+    from tests import hostile_media
+
+    makers = {
+        "truncated": lambda: hostile_media.truncated(
+            tmp_path / "cut.mp4", hostile_media.many_frames(tmp_path / "whole.mp4", 200, side=64)
+        ),
+        "hls": lambda: hostile_media.hls_playlist(tmp_path / "playlist.mp4"),
+        "empty": lambda: hostile_media.empty(tmp_path / "empty.mp4"),
+        "many-frames": lambda: hostile_media.many_frames(tmp_path / "many.mp4", SERVING_VIDEO.max_decoded_frames + 1),
+    }
+    video = makers[kind]()
+    with pytest.raises(VideoError, match=video.name), VideoReader(video, SERVING_VIDEO) as reader:
+        list(reader.frames())
