@@ -61,7 +61,10 @@ class LocalFolder:
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
-            raise InputError(f"The input folder {str(self.root)!r} does not exist.")
+            raise InputError(
+                f"The input folder {str(self.root)!r} does not exist: put the images and videos to score there, or "
+                "point parameters.inference.input.path at them (docs/inference.md)."
+            )
         real_root = self.root.resolve()
         self.skipped, found = [], []
         pending: list[tuple[PurePosixPath, frozenset[Path]]] = [(PurePosixPath(), frozenset({real_root}))]
