@@ -165,7 +165,8 @@ def in_process_score_files(version: int, folder: Path, config_path: Path) -> flo
     config = load_inference_run_config(config_path).inference
     predictor = Predictor.from_export(export_directory(version, "onnx"), device="cpu")
     files, _ = list_inputs(LocalFolder(folder), config.input.max_files)
-    _, summary = score_files(predictor, LocalFolder(folder), files, config, str(version))
+    with tempfile.TemporaryDirectory(prefix="har-clip-bench-predictions-") as parts:
+        _, summary = score_files(predictor, LocalFolder(folder), files, config, str(version), output_dir=parts)
     return summary.images_per_s
 
 

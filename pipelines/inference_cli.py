@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from har_core.inference.batch import PredictionSummary
+from har_core.inference.table import PredictionsTable
 from pipelines.run_config import RunConfigError, check_zenml_run_settings, load_inference_run_config
 
 LABELS_SHOWN = 15
@@ -42,12 +43,17 @@ def run_inference(config_path: Path, no_cache: bool, project_root: Path) -> None
     wall_s = time.perf_counter() - started
     run = Client().get_pipeline_run(run_since(inference_pipeline.name, previous_run).id)
     step = run.steps[PREDICT_FILES_STEP]
-    table = step.outputs[PREDICTIONS_ARTIFACT][0].load()
+    table = step.outputs[PREDICTIONS_ARTIFACT][0].load()  # parts (now) or one DataFrame (versions stored before)
     summary: PredictionSummary = step.outputs[PREDICTION_SUMMARY_ARTIFACT][0].load()
     output_dir = parameters.inference.output_dir
     csv = (output_dir if output_dir.is_absolute() else project_root / output_dir) / f"{run.name}.csv"
     csv.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv, index=False)
+    if isinstance(table, PredictionsTable):
+        from zenml.io import fileio
+
+        table.write_csv(csv, opener=fileio.open)  # a part at a time
+    else:
+        table.to_csv(csv, index=False)
     click.echo("\n" + "\n".join(summary_lines(run.name, summary, wall_s, csv)))
 
 

@@ -16,6 +16,7 @@ from zenml.utils import io_utils
 
 from har_core.data.archive import unpacked, write_archive
 from har_core.data.dataset import DatasetManifest
+from har_core.inference.table import PredictionsTable
 from har_core.model.classifier import MODEL_CARD_FILE, HarClipClassifier
 from har_core.runtime.manifest import ExportBundle
 
@@ -109,10 +110,36 @@ class DatasetManifestMaterializer(BaseMaterializer):
         }
 
 
+class PredictionsTableMaterializer(BaseMaterializer):
+    """The batch predictions' parquet part files, moved into the artifact store one by one (never one table in
+    memory), with an index (`table.json`); loading returns the table read through the store's filesystem."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (PredictionsTable,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+    INDEX_FILE: ClassVar[str] = "table.json"
+
+    def load(self, data_type: type[Any]) -> PredictionsTable:
+        with fileio.open(os.path.join(self.uri, self.INDEX_FILE), "r") as handle:
+            table = PredictionsTable.model_validate_json(handle.read())
+        return table.model_copy(update={"directory": self.uri})
+
+    def save(self, data: PredictionsTable) -> None:
+        for part in data.parts:
+            source = os.path.join(data.directory, part)
+            fileio.copy(source, os.path.join(self.uri, part), overwrite=True)
+            os.remove(source)  # the step's scratch copy: the artifact store holds it now
+        with fileio.open(os.path.join(self.uri, self.INDEX_FILE), "w") as handle:
+            handle.write(data.model_copy(update={"directory": ""}).model_dump_json())
+
+    def extract_metadata(self, data: PredictionsTable) -> dict[str, Any]:
+        return {"rows": data.rows, "parts": len(data.parts)}
+
+
 class PredictionsMaterializer(PandasMaterializer):
-    """ZenML's pandas materializer (parquet with pyarrow), for the batch predictions table. Its statistics skip
-    all-empty columns: ZenML's metadata extraction fails on an all-empty nullable column (the `frame` of a table of
-    images only) and would warn on every such run."""
+    """Versions stored before the table was written in parts: one DataFrame, ZenML's pandas materializer (parquet
+    with pyarrow). Kept so those artifacts still load (their records name this class). Its statistics skip all-empty
+    columns: ZenML's metadata extraction fails on an all-empty nullable column (the `frame` of a table of images
+    only) and would warn on every such run."""
 
     def extract_metadata(self, df: pd.DataFrame) -> dict[str, Any]:
         metadata = super().extract_metadata(df.dropna(axis="columns", how="all"))

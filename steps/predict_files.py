@@ -1,8 +1,8 @@
 """Step: score every image and video of the input with the planned export; a predictions table and its summary."""
 
+import tempfile
 from typing import Annotated
 
-import pandas as pd
 from zenml import log_metadata, step
 from zenml.logger import get_logger
 from zenml.utils import source_utils
@@ -10,10 +10,11 @@ from zenml.utils import source_utils
 from har_core.config import InferenceConfig
 from har_core.inference.batch import PredictionSummary, score_files
 from har_core.inference.inputs import list_inputs
+from har_core.inference.table import PredictionsTable
 from har_core.runtime.predictor import Predictor
 from steps.inference_inputs import input_folder
 from steps.inference_plan import InferencePlan
-from steps.materializers import PredictionsMaterializer
+from steps.materializers import PredictionsTableMaterializer
 from steps.model_exports import export_directory
 from steps.names import PREDICTION_SUMMARY_ARTIFACT, PREDICTIONS_ARTIFACT
 from steps.project_paths import in_project
@@ -22,11 +23,11 @@ logger = get_logger(__name__)
 
 
 # Not cached: the files below a folder or prefix change without the config changing.
-@step(enable_cache=False, output_materializers={PREDICTIONS_ARTIFACT: PredictionsMaterializer})
+@step(enable_cache=False, output_materializers={PREDICTIONS_ARTIFACT: PredictionsTableMaterializer})
 def predict_files(
     plan: InferencePlan, inference: InferenceConfig
 ) -> tuple[
-    Annotated[pd.DataFrame, PREDICTIONS_ARTIFACT],
+    Annotated[PredictionsTable, PREDICTIONS_ARTIFACT],
     Annotated[PredictionSummary, PREDICTION_SUMMARY_ARTIFACT],
 ]:
     """On `gpu-cluster` this step runs in a GPU pod through the step operator (configs/inference_gpu_cluster.yaml)."""
@@ -37,7 +38,8 @@ def predict_files(
     predictor = Predictor.from_export(
         export_directory(plan.model_version_id, plan.format), device=inference.device, threads=inference.threads
     )
-    table, summary = score_files(predictor, folder, files, inference, plan.model_version, other)
+    scratch = tempfile.mkdtemp(prefix="har-clip-predictions-")  # the materializer moves the parts into the store
+    table, summary = score_files(predictor, folder, files, inference, plan.model_version, other, scratch)
     log_metadata(
         metadata={
             "scored_files": summary.files - len(summary.unreadable),

@@ -96,6 +96,10 @@ ALLOWED = {
     "curl": "talks to a running server (tests/bento/ serve and query a real one)",
     # The reader's own repository operations (commit and tag a DVC data version): git, not this project.
     "git": "operates on the reader's repository (committing and tagging a data version)",
+    # Putting files in the reader's input folder before batch inference: coreutils, not this project (the inference
+    # pipeline test scores such a folder, tests/pipelines/test_inference_pipeline.py).
+    "mkdir": "creates the reader's input folder for batch inference (data/incoming)",
+    "cp": "copies the quick path's images into the reader's input folder for batch inference",
 }
 
 CLICK_TOOLS = {"zenml", "bentoml", "mlflow", "wandb", "streamlit"}

@@ -1,5 +1,8 @@
 """Score a folder's images and videos with one `Predictor`: a table of top-k predictions and a summary.
 
+Rows go to parquet part files as they are scored (`har_core.inference.table`): memory holds one chunk, whatever the
+number of files and frames.
+
 Images are decoded and preprocessed exactly as evaluation and the in-process `Predictor.predict` do (full decode,
 the export's preprocessing), one batch ahead on a second thread while the model scores the current batch, so
 decoding and inference overlap. Videos go through `har_core.runtime.video_scoring` (one row per sampled frame).
@@ -10,18 +13,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, model_validator
 from tqdm.auto import tqdm
 
 from har_core.config import InferenceConfig
 from har_core.inference.inputs import InputFile, InputFolder
+from har_core.inference.table import PredictionsTable, PredictionsWriter
 from har_core.runtime.images import InvalidImageError, open_image
 from har_core.runtime.predictor import Predictor
 from har_core.runtime.preprocess import preprocess
@@ -64,18 +67,13 @@ class PredictionSummary(BaseModel):
 
 @dataclass
 class _Table:
-    """The rows gathered so far, and the failures."""
+    """The writer of the rows, and the failures."""
 
-    top_k: int
-    rows: list[dict] = field(default_factory=list)
+    writer: PredictionsWriter
     unreadable: list[UnreadableFile] = field(default_factory=list)
 
-    def add(self, file: str, kind: str, names: Sequence[str], probabilities: np.ndarray, frame=None, time_s=None):
-        order = np.argsort(-probabilities, kind="stable")[: self.top_k]
-        row = {"file": file, "kind": kind, "frame": frame, "time_s": time_s}
-        for rank, index in enumerate(order, start=1):
-            row[f"label_{rank}"], row[f"score_{rank}"] = names[index], float(probabilities[index])
-        self.rows.append(row)
+    def add(self, *args, **kwargs) -> None:
+        self.writer.add(*args, **kwargs)
 
 
 def score_files(
@@ -85,11 +83,16 @@ def score_files(
     config: InferenceConfig,
     model_version: str,
     other_files: int = 0,
-) -> tuple[pd.DataFrame, PredictionSummary]:
-    """The predictions table (file, kind, frame, time_s, label_i/score_i, model_version, format; rows in file
-    order) and its summary. Raises `UnreadableFileError` on the first unreadable file when `on_error` is `fail`."""
+    output_dir: str | Path | None = None,
+) -> tuple[PredictionsTable, PredictionSummary]:
+    """The predictions table (part files under `output_dir`, a temporary folder when None; columns file, kind,
+    frame, time_s, label_i/score_i, model_version, format; images in file order, then each video's frames) and its
+    summary. Raises `UnreadableFileError` on the first unreadable file when `on_error` is `fail`."""
+    import tempfile
+
     top_k = max(1, min(config.top_k, len(predictor.labels)))
-    table = _Table(top_k)
+    directory = Path(output_dir) if output_dir is not None else Path(tempfile.mkdtemp(prefix="har-clip-predictions-"))
+    table = _Table(PredictionsWriter(directory, top_k, model_version, predictor.format))
     for name, reason in getattr(folder, "skipped", ()):  # links out of the folder, unreadable folders
         _fail(table, config, UnreadableFile(file=name, error=reason))
     images = [item for item in files if item.kind == "image"]
@@ -104,22 +107,23 @@ def score_files(
                 for name, row in zip(names, probabilities, strict=True):
                     table.add(name, "image", labels, row)
             progress.update(len(names) + len(failures))
-            progress.set_postfix(img_s=f"{len(table.rows) / (time.perf_counter() - started):.1f}", refresh=False)
-        frames = 0
+            progress.set_postfix(img_s=f"{table.writer.rows / (time.perf_counter() - started):.1f}", refresh=False)
+        frames, scored_videos = 0, 0
         for item in videos:
-            frames += _score_video(predictor, folder, item, config, table)
+            count = _score_video(predictor, folder, item, config, table)
+            frames, scored_videos = frames + count, scored_videos + (count > 0)
             progress.update(1)
     elapsed = time.perf_counter() - started
-    scored = len(table.rows)
-    frame = _frame(table.rows, top_k, model_version, predictor.format)
-    counts = Counter(frame["label_1"]) if len(frame) else Counter()
+    predictions = table.writer.close()
+    scored = predictions.rows
+    counts = table.writer.label_counts
     summary = PredictionSummary(
         source=folder.description,
         model_version=model_version,
         format=predictor.format,
         files=len(files),
         images=scored - frames,
-        videos=len({item.name for item in videos} & set(frame["file"])),
+        videos=scored_videos,
         video_frames=frames,
         other_files=other_files,
         unreadable=table.unreadable,
@@ -131,7 +135,7 @@ def score_files(
         "Scored %d images and %d video frames from %d files in %.1f s (%.1f img/s); %d unreadable",
         summary.images, frames, len(files), elapsed, summary.images_per_s, len(table.unreadable),
     )  # fmt: skip
-    return frame, summary
+    return predictions, summary
 
 
 def _decoded_batches(
@@ -200,14 +204,3 @@ def _fail(table: _Table, config: InferenceConfig, failure: UnreadableFile) -> No
         raise UnreadableFileError(f"{failure.file}: {failure.error} (on_error: fail; `skip` lists it and goes on)")
     logger.warning("Unreadable, skipped: %s: %s", failure.file, failure.error)
     table.unreadable.append(failure)
-
-
-def _frame(rows: list[dict], top_k: int, model_version: str, export_format: str) -> pd.DataFrame:
-    columns = ["file", "kind", "frame", "time_s"]
-    columns += [name for rank in range(1, top_k + 1) for name in (f"label_{rank}", f"score_{rank}")]
-    frame = pd.DataFrame(rows, columns=columns)
-    frame["frame"] = frame["frame"].astype("Int64")
-    frame["time_s"] = frame["time_s"].astype("float64")
-    frame["model_version"] = model_version
-    frame["format"] = export_format
-    return frame.sort_values(["file", "frame"], na_position="first", kind="stable").reset_index(drop=True)

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
+from zenml.io import fileio
 
+from har_core.inference.table import PredictionsTable
 from steps.names import INFERENCE_PLAN_ARTIFACT, PREDICT_FILES_STEP, PREDICTIONS_ARTIFACT
 from tests.conftest import PROJECT_ROOT
 from tests.videos import FIRST_LABEL, SECOND_LABEL, encode_video, first_image, two_label_frames
@@ -61,8 +63,10 @@ def test_a_folder_is_scored_into_a_parquet_artifact_and_a_csv(zenml_client, tiny
     assert "fastest format" in plan.reason or "first gated format" in plan.reason  # never deployed
 
     artifact = run.steps[PREDICT_FILES_STEP].outputs[PREDICTIONS_ARTIFACT][0]
-    assert "df.parquet.gzip" in [path.name for path in Path(artifact.uri).iterdir()]  # ZenML's pandas materializer
-    table = artifact.load()
+    stored = artifact.load()  # parquet parts in the artifact store, read back through its filesystem
+    assert isinstance(stored, PredictionsTable) and stored.directory == artifact.uri and stored.rows == 30
+    assert sorted(path.name for path in Path(artifact.uri).iterdir()) == sorted(["table.json", *stored.parts])
+    table = stored.to_frame(opener=fileio.open)
     assert isinstance(table, pd.DataFrame) and len(table) == 24 + 6
     assert list(table.columns[-2:]) == ["model_version", "format"] and "label_2" in table and "label_3" not in table
     assert table[table["kind"] == "video"]["time_s"].tolist() == pytest.approx([0, 0.5, 1.0, 1.5, 2.0, 2.5])

@@ -50,7 +50,8 @@ def config(**overrides) -> InferenceConfig:
 def test_a_folder_becomes_a_table_of_images_and_video_frames_with_unreadable_files_listed(predictor, folder):
     files, other = list_inputs(LocalFolder(folder), max_files=100)
     assert [item.name for item in files][:2] == ["broken.jpg", "calling/00000.jpg"] and other == 1
-    table, summary = score_files(predictor, LocalFolder(folder), files, config(), "7", other)
+    parts, summary = score_files(predictor, LocalFolder(folder), files, config(), "7", other)
+    table = parts.to_frame()
 
     images = table[table["kind"] == "image"]
     assert list(table.columns) == [
@@ -85,7 +86,8 @@ def test_on_error_fail_stops_at_the_first_unreadable_file(predictor, folder):
 def test_files_over_their_size_limits_are_unreadable_not_read(predictor, folder):
     files, _ = list_inputs(LocalFolder(folder), max_files=100)
     limits = config(input=InferenceInputConfig(path="unused", max_image_bytes=1024), video=VideoConfig(max_bytes=1024))
-    table, summary = score_files(predictor, LocalFolder(folder), files, limits, "7")
+    parts, summary = score_files(predictor, LocalFolder(folder), files, limits, "7")
+    table = parts.to_frame()
     reasons = {item.file: item.error for item in summary.unreadable}
     assert "over input.max_image_bytes 1,024" in reasons["calling/00000.jpg"]
     assert "over video.max_bytes 1,024" in reasons["clips/two.avi"]
@@ -153,6 +155,37 @@ def test_a_video_with_latin1_tags_is_scored_and_a_broken_one_is_a_listed_row(pre
     tagged_video(folder / "clips" / "camera.mkv", "matroska", b"Caf\xe9 \xe0 la plage")
     hls_playlist(folder / "clips" / "playlist.mp4")
     files, _ = list_inputs(LocalFolder(folder), max_files=100)
-    table, summary = score_files(predictor, LocalFolder(folder), files, config(on_error="skip"), "7")
-    assert "clips/camera.mkv" in set(table["file"])  # used to abort the whole run with UnicodeDecodeError
+    parts, summary = score_files(predictor, LocalFolder(folder), files, config(on_error="skip"), "7")
+    assert "clips/camera.mkv" in set(parts.to_frame()["file"])  # used to abort the whole run with UnicodeDecodeError
     assert any(item.file == "clips/playlist.mp4" for item in summary.unreadable)
+
+
+def test_rows_go_to_bounded_parts_and_the_csv_streams_the_same_table(predictor, folder, tmp_path):
+    """Memory holds one chunk of rows, whatever the number of files and frames (it held the whole table)."""
+    import pandas as pd
+
+    from har_core.inference.table import PredictionsWriter
+
+    files, _ = list_inputs(LocalFolder(folder), max_files=100)
+    whole, _ = score_files(predictor, LocalFolder(folder), files, config(), "7", output_dir=tmp_path / "whole")
+    chunked_writer = PredictionsWriter(tmp_path / "chunked", 3, "7", "onnx", chunk_rows=4)
+    held = []
+    real_flush = chunked_writer._flush
+
+    def flush():
+        held.append(len(chunked_writer._pending))
+        real_flush()
+
+    chunked_writer._flush = flush
+    for _, row in whole.to_frame().iterrows():
+        probabilities = np.array([row["score_1"], row["score_2"], row["score_3"]])
+        names = [row["label_1"], row["label_2"], row["label_3"]]
+        frame = None if pd.isna(row["frame"]) else int(row["frame"])
+        time_s = None if pd.isna(row["time_s"]) else float(row["time_s"])
+        chunked_writer.add(row["file"], row["kind"], names, probabilities, frame, time_s)
+    chunked = chunked_writer.close()
+    assert chunked.rows == whole.rows == 18 and len(chunked.parts) == 5 and max(held) <= 4
+    pd.testing.assert_frame_equal(chunked.to_frame(), whole.to_frame())
+    csv = chunked.write_csv(tmp_path / "predictions.csv")
+    assert pd.read_csv(csv)["file"].tolist() == whole.to_frame()["file"].tolist()
+    assert pd.read_csv(csv).columns.tolist() == list(whole.columns)
