@@ -8,10 +8,10 @@ for probes and scrapers; the token guards every API call (POST).
 The service calls its own batchable API through BentoML's in-process proxy; such inner requests inherit the outer
 request's checks through a context variable instead of being checked (and size-limited) a second time.
 
-The bodies the guard holds are bounded across requests, not only each on its own: a worker-wide `BodyBudget`
-(`max_buffered_bytes`) is reserved chunk by chunk as a body arrives and released when its request is answered; a
-request that cannot reserve within `body_wait_s` is answered 503 with `Retry-After`, so `max_concurrency` uploads
-of `max_bytes` each can no longer add up to more memory than the pod has.
+The bodies the guard holds are bounded across requests, not only each on its own (bento/bodies.py): in memory up to
+`spool_above_bytes` each, on disk beyond, under worker-wide budgets for both; a request that cannot reserve its
+bytes within `body_wait_s` is answered 503 with `Retry-After`, so `max_concurrency` uploads of `max_bytes` each can
+no longer add up to more than the pod's memory or its `/tmp` volume.
 
 Every error answer of an API call leaves as `{"error": "<message>"}`, BentoML's own included (its validation errors
 carry a list of pydantic errors), so the published OpenAPI document (bento/openapi.py, served here at `/docs.json`)
@@ -20,7 +20,6 @@ can describe one error shape.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import hmac
@@ -35,36 +34,14 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from bento.bodies import BodyBudget, SpooledBody, replay
+
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _INSIDE_CHECKED_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar("har_clip_checked", default=False)
 IMAGE_MEDIA_TYPES = ("image/", "application/octet-stream")
-
-
-class BodyBudget:
-    """Bytes of request bodies a worker holds at once, over all its requests (event loop only)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.used = limit, 0
-        self._changed = asyncio.Condition()
-
-    async def reserve(self, size: int, wait_s: float) -> bool:
-        """Take `size` bytes, waiting up to `wait_s` for other requests to give theirs back; False if they did not."""
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.used + size <= self.limit), wait_s)
-            except TimeoutError:
-                return False
-            self.used += size
-            return True
-
-    async def release(self, size: int) -> None:
-        if size:
-            async with self._changed:
-                self.used -= size
-                self._changed.notify_all()
 
 
 class RequestGuard:
@@ -86,11 +63,16 @@ class RequestGuard:
         media_types: Mapping[str, tuple[str, ...]] | None = None,
         route_max_bytes: Mapping[str, int] | None = None,
         max_buffered_bytes: int | None = None,
+        max_spooled_bytes: int | None = None,
+        spool_above_bytes: int = 1024 * 1024,
         body_wait_s: float = 5.0,
     ) -> None:
         self.app = app
         largest = max([max_request_bytes, *(route_max_bytes or {}).values()])
-        self.budget = BodyBudget(max(max_buffered_bytes or largest, largest))  # one largest body always fits
+        # one largest body always fits each budget, so a lone request is never refused for a budget
+        self.spool_above_bytes = spool_above_bytes
+        self.memory = BodyBudget(max(max_buffered_bytes or largest, min(largest, spool_above_bytes)))
+        self.disk = BodyBudget(max(max_spooled_bytes or largest, largest))
         self.body_wait_s = body_wait_s
         self.media_types = dict(media_types or {})
         self.route_max_bytes = dict(route_max_bytes or {})
@@ -108,10 +90,10 @@ class RequestGuard:
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
         problem = self._check_headers(scope, headers)
-        body, held = b"", [0]
+        body = SpooledBody(self.spool_above_bytes)
         try:
             if problem is None:
-                body, problem = await self._read_body(receive, self._max_bytes(scope), held)
+                problem = await self._read_body(receive, self._max_bytes(scope), body)
             if problem is None and scope["path"] in self.file_fields:
                 problem = await self._check_uploads(scope, body, self.file_fields[scope["path"]])
             if problem is not None:
@@ -122,11 +104,11 @@ class RequestGuard:
                 return await JSONResponse({"error": message}, status_code=status, headers=extra)(scope, receive, send)
             marker = _INSIDE_CHECKED_REQUEST.set(True)
             try:
-                await self.app(scope, _replay(body, receive), _uniform_errors(send))
+                await self.app(scope, replay(body, receive), _uniform_errors(send))
             finally:
                 _INSIDE_CHECKED_REQUEST.reset(marker)
         finally:
-            await self.budget.release(held[0])
+            await body.release(self.memory, self.disk)
 
     def _check_headers(self, scope: Scope, headers: Headers) -> tuple[int, str] | None:
         if scope["path"] in self.internal_routes:
@@ -155,29 +137,24 @@ class RequestGuard:
     def _max_bytes(self, scope: Scope) -> int:
         return self.route_max_bytes.get(scope["path"], self.max_request_bytes)
 
-    async def _read_body(
-        self, receive: Receive, max_bytes: int, held: list[int]
-    ) -> tuple[bytes, tuple[int, str] | None]:
-        """The whole body, each chunk reserved from the worker's budget (`held[0]`: what this request holds)."""
-        chunks, size = [], 0
+    async def _read_body(self, receive: Receive, max_bytes: int, body: SpooledBody) -> tuple[int, str] | None:
+        """The whole body into `body`, each chunk reserved from the worker's budgets."""
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 break
             chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > max_bytes:
-                return b"", (413, f"The request body is over the limit of {max_bytes:,} bytes.")
-            if not await self.budget.reserve(len(chunk), self.body_wait_s):
-                return b"", (503, f"The server holds {self.budget.limit:,} bytes of uploads already; retry shortly.")
-            held[0] += len(chunk)
-            chunks.append(chunk)
+            if body.size + len(chunk) > max_bytes:
+                return 413, f"The request body is over the limit of {max_bytes:,} bytes."
+            if not await body.append(chunk, self.memory, self.disk, self.body_wait_s):
+                held = f"{self.memory.limit:,} bytes of uploads in memory and {self.disk.limit:,} on disk"
+                return 503, f"The server holds {held} already; retry shortly."
             if not message.get("more_body", False):
                 break
-        return b"".join(chunks), None
+        return None
 
-    async def _check_uploads(self, scope: Scope, body: bytes, fields: tuple[str, ...]) -> tuple[int, str] | None:
-        request = Request(scope, _replay(body, None))
+    async def _check_uploads(self, scope: Scope, body: SpooledBody, fields: tuple[str, ...]) -> tuple[int, str] | None:
+        request = Request(scope, replay(body, None))
         try:
             form = await request.form()
         except (MultiPartException, HTTPException, ValueError, KeyError) as error:  # starlette wraps as HTTPException
@@ -251,19 +228,3 @@ def _message(value: Any) -> str:
         location = ".".join(str(part) for part in value.get("loc", ()) if part not in ("body",))
         return f"{location}: {value['msg']}" if location else str(value["msg"])
     return str(value)
-
-
-def _replay(body: bytes, receive: Receive | None) -> Receive:
-    """A `receive` that yields the buffered body once, then defers to the real one (disconnects)."""
-    sent = False
-
-    async def replay() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        if receive is None:
-            return {"type": "http.disconnect"}
-        return await receive()
-
-    return replay

@@ -36,6 +36,7 @@ SERVICE_FILES = (
     "bento/watchdog.py",
     "bento/openapi.py",
     "bento/guard.py",
+    "bento/bodies.py",
     "bento/drain.py",
     "bento/settings.py",
     "bento/*.yaml",

@@ -425,5 +425,7 @@ HarClipService.add_asgi_middleware(
     media_types={"/predict_video": VIDEO_MEDIA_TYPES},
     route_max_bytes={"/predict_video": upload_limit(CONFIG.video)},
     max_buffered_bytes=CONFIG.max_buffered_bytes,
+    max_spooled_bytes=CONFIG.max_spooled_bytes,
+    spool_above_bytes=CONFIG.spool_above_bytes,
     body_wait_s=CONFIG.body_wait_s,
 )

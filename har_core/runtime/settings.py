@@ -97,9 +97,12 @@ class ServingConfig(StrictConfig):
     timeout_s: float = Field(30.0, gt=0)
     max_concurrency: int | None = Field(256, ge=1)  # more requests in flight are answered 429
     max_request_bytes: int = Field(20 * 1024 * 1024, ge=1024)
-    # request bodies a worker holds at once, all requests together (503 + Retry-After past it, after body_wait_s):
-    # without it, max_concurrency x the video route's 50 MiB is 12.5 GiB; at least the largest one request's limit
-    max_buffered_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    # Request bodies a worker holds at once, all requests together (bento/bodies.py): each in memory up to
+    # spool_above_bytes, on disk ($TMPDIR, the pod's /tmp volume) beyond; past a budget for body_wait_s, 503 +
+    # Retry-After. Without them, max_concurrency x the video route's 50 MiB was 12.5 GiB held in memory.
+    spool_above_bytes: int = Field(1024 * 1024, ge=1024)
+    max_buffered_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    max_spooled_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=1024)
     body_wait_s: float = Field(5.0, ge=0)
     max_batch_images: int = Field(32, ge=1)
     max_request_pixels: int = Field(128_000_000, ge=1)
