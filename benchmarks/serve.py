@@ -13,6 +13,10 @@ eager at batch 8 (goals from concurrency 8: served >= 0.9x in-process ORT, >= 1.
 reference run in alternating rounds, so a shared host's load hits both alike. `--baseline-source DIR` also serves
 `bento.service:HarClipService` from another checkout at concurrency 1 (before/after in one run).
 
+`fairness`: the ViT-B/16 ONNX export served twice, with `model_calls: serial` (one model call at a time per worker,
+every route) and `parallel` (/predict_batch calls the model concurrently); 8 clients send /predict_batch requests of
+4 JPEGs; p50/p95 latency and img/s of each.
+
 `classify`: the quick model's export (configs/quickstart.yaml's sizes, text tower included) served with
 `max_custom_labels` raised to the largest count; per label count, the first /classify request (the text tower
 embeds the labels x templates prompts) and repeated ones (cached embeddings), against /predict and the in-process
@@ -46,7 +50,7 @@ ROUNDS = 3  # alternating rounds of concurrency 1 and its in-process reference
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["predict", "classify"], action="append")
+    parser.add_argument("--only", choices=["predict", "classify", "fairness"], action="append")
     parser.add_argument("--formats", nargs="+", default=["onnx", "onnx-int8"])
     parser.add_argument("--requests", type=int, default=64, help="requests per concurrency level (c=1: 1/4)")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -67,6 +71,8 @@ def main() -> None:
             print_predict_table(predict_rows(Path(workdir), args), args)
         if "classify" in parts:
             print_classify_table(classify_rows(Path(workdir), args))
+        if "fairness" in parts:
+            fairness_rows(Path(workdir), args)
     print(f"load average at end: {', '.join(f'{value:.2f}' for value in os.getloadavg())}")
 
 
@@ -153,6 +159,51 @@ def _served(export_dir: Path, name: str, images: list[bytes], predictor, workdir
                 from bento.server import stop_process_tree
 
                 stop_process_tree(baseline[0])
+
+
+def fairness_rows(workdir: Path, args, concurrency: int = 8, images_per_request: int = 4) -> list[dict]:
+    """/predict_batch at `concurrency` against the same export served with serial and with parallel model calls."""
+    import requests
+
+    from bento.packaging import build_bento, save_bento_model
+    from bento.server import BentoServer
+    from har_core.runtime.settings import ServingConfig
+
+    _, _, bundle = export(workdir, VIT_B16, ["onnx"], text_tower=False, name="ViT-B-16-fairness")
+    model = save_bento_model(bundle.directory("onnx"), model_version="fairness")
+    images = _jpegs(8)
+    count = max(concurrency, args.requests // 2)
+    rows = []
+    for mode in ("serial", "parallel"):
+        serving = ServingConfig(max_latency_ms=600_000, timeout_s=900, model_calls=mode)
+        bento = build_bento(str(model.tag), "onnx", serving)
+        with (
+            BentoServer(str(bento.tag), Path(args.log_dir) / f"serve-fairness-{mode}.log") as server,
+            requests.Session() as session,
+        ):
+            session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=concurrency))
+
+            def one(index: int) -> float:
+                files = [
+                    ("images", (f"{index}-{i}.jpg", images[(index + i) % 8], "image/jpeg"))
+                    for i in range(images_per_request)
+                ]
+                start = time.perf_counter()
+                session.post(f"{server.url}/predict_batch", files=files, timeout=900).raise_for_status()
+                return time.perf_counter() - start
+
+            one(0)
+            started = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+                latencies = list(pool.map(one, range(count)))
+            elapsed = time.perf_counter() - started
+        rows.append({
+            "model_calls": mode, "requests": count, "concurrency": concurrency,
+            "ips": count * images_per_request / elapsed,
+            "p50_ms": float(np.percentile(latencies, 50) * 1000), "p95_ms": float(np.percentile(latencies, 95) * 1000),
+        })  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows
 
 
 def _baseline_server(args, export_dir: Path, serving, workdir: Path, name: str):

@@ -131,7 +131,10 @@ class HarClipService:
             logger.warning("Not glibc: freed image memory may stay with the worker after large decodes")
         self.decode_budget = PixelBudget(CONFIG.max_decoding_pixels)
         self.model_lock = threading.Lock()  # one model call at a time: direct and batched calls never share the CPUs
-        self.serial = SerialPredictor(self.predictor, self.model_lock)  # every route's model calls (bento/model_calls)
+        # every route's model calls one at a time (bento/model_calls.py), unless the config says parallel
+        self.serial = (
+            SerialPredictor(self.predictor, self.model_lock) if CONFIG.model_calls == "serial" else self.predictor
+        )
         self.in_model_path = 0  # /predict requests between their decode and their answer (event loop only)
         self.decoders = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="har-clip-decode")
         self.video_workers = ThreadPoolExecutor(VIDEO_THREADS, thread_name_prefix="har-clip-video")
