@@ -6,9 +6,11 @@ the Kubernetes memory limits in bento/k8s/ are derived from (README, Kubernetes)
 
 For each format: `bentoml serve` of the service pinned to the export (one worker, as the manifests run it); the
 RSS of its whole process tree (arbiter + worker) once ready, and its peak while 64 /predict requests run at
-concurrency 8 and then 4 /predict_batch requests of 32 images each run side by side (480×360 JPEGs). Model files'
-sizes are printed beside it. Peak RSS under hostile uploads (decompression bombs) is bounded by the serving
-config's pixel budgets, measured separately.
+concurrency 8 and then 4 /predict_batch requests of 32 images each run side by side (480×360 JPEGs), and then 4
+/predict_video requests of a 10 s 1280×720 MPEG-4 clip side by side (the video route's pool of 2, and 2 waiting);
+the peak of each phase is printed. Model files' sizes are printed beside it. Peak RSS under hostile uploads
+(decompression bombs, lying video headers) is bounded by the serving config's pixel budgets and FFmpeg's pixel limit,
+measured separately (benchmarks/serve_faults.py).
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ def main() -> None:
         os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
         rows = [measure(directory, name, Path(args.log_dir)) for name, directory in export(Path(workdir), args)]
     print(f"\nViT-B/16 (random init), text tower included, 1 worker, {os.cpu_count()} CPUs")
-    print("| format | model files MiB | tree RSS ready MiB | peak RSS under load MiB |")
-    print("| --- | --- | --- | --- |")
+    print("| format | model files MiB | tree RSS ready MiB | peak, images MiB | peak, with 4 videos MiB |")
+    print("| --- | --- | --- | --- | --- |")
     for row in rows:
-        print(f"| {row['format']} | {row['files']:.0f} | {row['ready']:.0f} | {row['peak']:.0f} |")
+        cells = (row["files"], row["ready"], row["peak_images"], row["peak"])
+        print(f"| {row['format']} | " + " | ".join(f"{value:.0f}" for value in cells) + " |")
 
 
 def export(workdir: Path, args) -> list[tuple[str, Path]]:
@@ -106,14 +109,44 @@ def measure(export_dir: Path, name: str, log_dir: Path) -> dict:
             uploads = [("images", (f"{i}.jpg", images[i % len(images)], "image/jpeg")) for i in range(32)]
             requests.post(f"{server.url}/predict_batch", files=uploads, timeout=600).raise_for_status()
 
+        clip = _clip()
+
+        def video(index: int) -> None:
+            upload = {"video": (f"{index}.mp4", clip, "video/mp4")}
+            requests.post(f"{server.url}/predict_video", files=upload, timeout=900).raise_for_status()
+
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(one, range(64)))
             list(pool.map(batch, range(4)))
+            images_peak = max(peak)
+            list(pool.map(video, range(4)))
         stop.set()
         sampler.join()
-    row = {"format": name, "files": files, "ready": ready, "peak": max(peak)}
+    row = {"format": name, "files": files, "ready": ready, "peak_images": images_peak, "peak": max(peak)}
     print(row, flush=True)
     return row
+
+
+def _clip(seconds: int = 10, fps: int = 25) -> bytes:
+    """A 1280x720 MPEG-4 clip of moving noise blocks (hard to compress, so the decoder works)."""
+    import io
+
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    blocks = rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt, stream.bit_rate = 1280, 720, "yuv420p", 4_000_000
+        for index in range(seconds * fps):
+            pixels = np.roll(blocks, index, axis=1).repeat(8, axis=0).repeat(8, axis=1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
 
 
 def tree_rss_mib(pid: int) -> float:
