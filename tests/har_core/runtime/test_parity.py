@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from har_core.runtime.manifest import PARITY_SET_ROLE, ExportManifest
+from har_core.runtime.manifest import PARITY_SET_ROLE, ExportManifest, ParityResult
 from har_core.runtime.parity import compare_outputs, describe_parity, load_parity_set, recheck_parity
 from har_core.runtime.predictor import Predictor
 from har_core.runtime.settings import ParityThresholds
@@ -89,11 +89,20 @@ def test_accuracy_lost_on_the_labels_is_judged_relative_to_the_reference():
     assert gained.accuracy_drop == 0.0 and gained.passed and gained.accuracy > gained.reference_accuracy
 
 
-def test_a_gate_with_no_clear_image_cannot_pass_on_agreement():
+def test_an_unsure_model_is_judged_on_accuracy_and_cosine_alone():
+    """No image has a clear margin: nothing for agreement to judge (and no NaN in the stored result), but accuracy
+    lost still fails an export that loses it."""
     ties = np.zeros((8, 3))
     ties[:, 0] = 0.1
-    result = compare_outputs(_outputs(ties), _outputs(ties), REDUCED)
-    assert result.clear_images == 0 and not result.passed and "not judged" in result.failures[0]
+    labels = np.zeros(8, dtype=int)
+    result = compare_outputs(_outputs(ties), _outputs(ties), REDUCED, labels)
+    assert result.clear_images == 0 and result.top1_agreement == 1.0 and result.passed, result.failures
+    assert "top-1 agreement 1.0000 on 0 of 8 images" in describe_parity(result)
+    assert ParityResult.model_validate_json(result.model_dump_json()) == result  # a manifest stores it
+    worse = ties.copy()
+    worse[:2, 1] = 0.2  # two of the eight, right before, now pick another class
+    lost = compare_outputs(_outputs(ties), _outputs(worse), REDUCED, labels)
+    assert not lost.passed and "relative drop 0.2500 > 0.01" in lost.failures[0]
     fp32 = compare_outputs(_outputs(ties), _outputs(ties), ParityThresholds(min_embedding_cosine=0.99))
     assert fp32.passed and fp32.clear_images == 8  # min_margin 0: every image counts
 
