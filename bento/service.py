@@ -76,6 +76,10 @@ DECODE_THREADS = 8  # requests decoding (or waiting for pixel budget) at once; t
 VIDEO_THREADS = 2
 VIDEOS_IN_FLIGHT = 2 * VIDEO_THREADS
 RETRY_AFTER_S = 5
+# The video limits of a request: decoding stops at the request's timeout, when the client has had its 504.
+VIDEO_LIMITS = CONFIG.video.model_copy(
+    update={"max_decode_s": min(CONFIG.video.max_decode_s or CONFIG.timeout_s, CONFIG.timeout_s)}
+)
 Decoder = Callable[..., np.ndarray]  # bento.decoding's decode_uploads (float32 model input) or decode_crops (uint8)
 
 
@@ -238,12 +242,8 @@ class HarClipService:
         try:
             self._check_top_k(top_k, len(self.predictor.labels))
             started = time.perf_counter()
-            # decoding stops at the request's timeout: past it the client has its 504
-            limits = CONFIG.video.model_copy(
-                update={"max_decode_s": min(CONFIG.video.max_decode_s or 1e9, CONFIG.timeout_s)}
-            )
             result = await asyncio.get_running_loop().run_in_executor(
-                self.video_workers, score_upload, self.serial, video, _upload_name(video), limits,
+                self.video_workers, score_upload, self.serial, video, _upload_name(video), VIDEO_LIMITS,
                 self.decode_budget, CONFIG.timeout_s, top_k,
             )  # fmt: skip
         except VideoLimitsError as error:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from locks.declarations import LockSpec
+from locks.declarations import LockSpec, requirement_name
 from locks.refresh import LockError, resolve
 
 _ENTRY = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{64})*)", re.MULTILINE)
@@ -22,7 +22,7 @@ _HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 def pins(lock_text: str) -> dict[str, tuple[str, frozenset[str]]]:
     """{normalised name: (version, sha256 digests)} of a requirements file written by `uv pip compile`."""
     return {
-        re.sub(r"[-_.]+", "-", name).lower(): (version, frozenset(_HASH.findall(hashes)))
+        requirement_name(name): (version, frozenset(_HASH.findall(hashes)))
         for name, version, hashes in _ENTRY.findall(lock_text)
     }
 

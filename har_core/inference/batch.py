@@ -12,6 +12,7 @@ A file that cannot be read is listed with its reason (`on_error: skip`) or stops
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -88,8 +89,6 @@ def score_files(
     """The predictions table (part files under `output_dir`, a temporary folder when None; columns file, kind,
     frame, time_s, label_i/score_i, model_version, format; images in file order, then each video's frames) and its
     summary. Raises `UnreadableFileError` on the first unreadable file when `on_error` is `fail`."""
-    import tempfile
-
     top_k = max(1, min(config.top_k, len(predictor.labels)))
     directory = Path(output_dir) if output_dir is not None else Path(tempfile.mkdtemp(prefix="har-clip-predictions-"))
     table = _Table(PredictionsWriter(directory, top_k, model_version, predictor.format))
