@@ -17,6 +17,7 @@ import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from bento.server import free_port, wait_ready
 
@@ -29,16 +30,23 @@ def podman_env() -> dict[str, str]:
     return {**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(CONTAINERS_CONF))}
 
 
-def missing_container_tools() -> str | None:
+class MissingTool(NamedTuple):
+    """What the container path lacks here (`requirement`: a Debian package, or "root") and why it matters."""
+
+    requirement: str
+    reason: str
+
+
+def missing_container_tools() -> MissingTool | None:
     """Why podman builds cannot run here (None: they can)."""
-    for tool in ("podman", "debootstrap"):
+    for tool in ("podman", "runc", "debootstrap"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            return f"{tool} is not installed (apt-get install podman runc debootstrap)"
+            return MissingTool(tool, f"{tool} is not installed (apt-get install podman runc debootstrap)")
     if os.geteuid() != 0:
-        return "the local base image needs root (debootstrap)"
+        return MissingTool("root", "the local base image needs root (debootstrap)")
     probe = subprocess.run(["podman", "info"], env=podman_env(), capture_output=True, text=True)
     if probe.returncode != 0:
-        return f"`podman info` fails: {probe.stderr.strip()[-300:]}"
+        return MissingTool("podman", f"`podman info` fails: {probe.stderr.strip()[-300:]}")
     return None
 
 

@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.required import skip_without
+
+pytest_plugins = ["tests.workers"]  # which xdist worker runs what
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -174,9 +178,9 @@ def container_image(bento_model, serving_config, tmp_path_factory):
     from bento.packaging import build_bento
     from bento.podman import containerize, ensure_base_image, missing_container_tools, podman_env
 
-    reason = missing_container_tools()
-    if reason:
-        pytest.skip(f"container path unavailable: {reason}")
+    missing = missing_container_tools()
+    if missing:
+        skip_without(missing.requirement, f"container path unavailable: {missing.reason}")
     bento = build_bento(str(bento_model.tag), "onnx", serving_config, base_image=ensure_base_image())
     log = tmp_path_factory.mktemp("containerize") / "containerize.log"
     image = containerize(str(bento.tag), f"har-clip-test:{bento.tag.version}", log)

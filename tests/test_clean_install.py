@@ -25,6 +25,7 @@ import pytest
 from locks.declarations import current_target, lock_for
 from locks.sources import local_torch_wheel, locked_torch, pip_settings
 from tests.conftest import PROJECT_ROOT
+from tests.required import skip_without
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -53,9 +54,9 @@ def _torch_wheel() -> Path:
 def clean_image():
     from bento.podman import ensure_base_image, missing_container_tools, podman_env
 
-    reason = missing_container_tools()
-    if reason:
-        pytest.skip(f"container path unavailable: {reason}")
+    missing = missing_container_tools()
+    if missing:
+        skip_without(missing.requirement, f"container path unavailable: {missing.reason}")
     base = ensure_base_image()
     exists = subprocess.run(["podman", "image", "exists", IMAGE], env=podman_env())
     if exists.returncode != 0:

@@ -63,6 +63,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.required import REQUIRED_IN_CI, skip_without
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -533,6 +535,8 @@ def _check_host_tool(argv: tuple[str, ...]) -> str | None:
     """Subcommands of podman/docker/kubectl: each is listed by its parent's --help; `--help` of the whole exits 0."""
     tool = argv[0]
     if shutil.which(tool) is None:
+        if tool in REQUIRED_IN_CI:
+            skip_without(tool, f"{tool} is not installed here")
         pytest.skip(f"{tool} is not installed here")
     words: list[str] = []
     for token in argv[1:]:

@@ -13,7 +13,7 @@ from steps.names import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
 from tests.har_core.training.distributed_helpers import processes_mentioning
 from tests.pipelines.test_training_pipeline import quickstart_config_in
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.torchrun]
 
 
 def ddp_config(directory, **training):

@@ -33,6 +33,7 @@ from tests.pipelines.test_training_pipeline import quickstart_config_in
 
 
 @pytest.mark.slow
+@pytest.mark.torchrun
 def test_the_multinode_pipeline_yields_the_usual_trained_model_artifact_and_reproduces(zenml_client, tmp_path):
     config = yaml.safe_load(quickstart_config_in(tmp_path).read_text())
     config["parameters"]["nodes"] = 1

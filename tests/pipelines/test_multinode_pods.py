@@ -30,7 +30,7 @@ from tests.har_core.training.distributed_helpers import kill_tree, max_differenc
 from tests.pipelines.pipeline_runs import tiny_config
 from tests.stacks import separate_pods
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.torchrun]
 
 BUCKET = "har-clip-pods"
 TIMEOUT_S = 30  # training.distributed.timeout_s of these runs

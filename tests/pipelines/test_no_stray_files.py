@@ -24,7 +24,7 @@ import yaml
 from tests.conftest import PROJECT_ROOT
 from tests.pipelines.pipeline_runs import tiny_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.both_users]  # .ci/run: as root and as a normal user
+pytestmark = [pytest.mark.slow, pytest.mark.both_users, pytest.mark.torchrun]  # .ci/run: as root and as a normal user
 
 SHARED = ("/app", "/tmp", "/var/tmp", "/dev/shm")
 RUN_TIMEOUT_SECONDS = 1200

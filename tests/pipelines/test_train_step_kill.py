@@ -19,7 +19,7 @@ from tests.har_core.training.distributed_helpers import kill_tree, processes_men
 from tests.har_core.training.test_process_tree import wait_until_gone
 from tests.pipelines.test_training_pipeline import quickstart_config_in
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.torchrun]
 
 GONE_WITHIN_SECONDS = 5.0
 

@@ -21,6 +21,7 @@ import requests
 import yaml
 
 from tests.conftest import PROJECT_ROOT
+from tests.required import skip_without
 
 pytestmark = pytest.mark.slow
 CHROMIUM = os.environ.get("HAR_CLIP_CHROMIUM", "/usr/bin/chromium")
@@ -44,7 +45,8 @@ def free_port() -> int:
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the `playwright` package (dev extra)")
     if not shutil.which(CHROMIUM):
-        pytest.skip(f"needs Chromium at {CHROMIUM} (`apt-get install chromium`; HAR_CLIP_CHROMIUM overrides the path)")
+        reason = f"needs Chromium at {CHROMIUM} (`apt-get install chromium`; HAR_CLIP_CHROMIUM overrides the path)"
+        skip_without("chromium", reason)
     with sync_api.sync_playwright() as playwright:
         # Chromium's fake camera (a moving test pattern) stands in for a webcam; no permission prompt.
         fake_camera = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]

@@ -19,6 +19,7 @@ import pytest
 
 from har_core.export.graphs import INT8_WEIGHTS, quantize_onnx_int8
 from tests.conftest import PROJECT_ROOT
+from tests.required import skip_without
 
 AVX2_ONLY_CPU = "EPYC-Rome"
 
@@ -54,11 +55,9 @@ def _logits(prefix: list[str], export_dir: Path, pixels: Path, models: list[Path
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="x86 int8 kernels: this check emulates an x86 CPU")
-@pytest.mark.skipif(
-    shutil.which("qemu-x86_64") is None,
-    reason="qemu-x86_64 (Debian package qemu-user) emulates the AVX2-only CPU; .ci/run installs it",
-)
 def test_int8_logits_are_the_same_on_an_avx2_only_cpu(tiny_exports, parity_pixels, tmp_path):
+    if shutil.which("qemu-x86_64") is None:
+        skip_without("qemu-user", "qemu-x86_64 (Debian package qemu-user) emulates the AVX2-only CPU; .ci/run has it")
     pixels = tmp_path / "pixels.npy"
     np.save(pixels, parity_pixels[:16])
     fp32 = tiny_exports.directory("onnx") / "model.onnx"

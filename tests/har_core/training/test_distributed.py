@@ -30,7 +30,7 @@ from tests.har_core.training.distributed_helpers import (
     weights,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.torchrun]
 
 
 @pytest.fixture(scope="module")

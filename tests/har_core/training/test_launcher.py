@@ -19,6 +19,7 @@ def manifest(synthetic_root):
 
 
 @pytest.mark.slow
+@pytest.mark.torchrun
 def test_a_failing_worker_fails_the_launch_with_its_exception(tiny_model, manifest, tmp_path):
     missing = str(tmp_path / "vanished.jpg")
     broken = manifest.model_copy(update={"train": [ImageRecord(path=missing, label=0), *manifest.train[1:]]})

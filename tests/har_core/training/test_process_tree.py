@@ -86,6 +86,7 @@ def _is_worker(pid: int) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.torchrun
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_killing_the_launching_process_leaves_no_worker(tiny_model, synthetic_root, tmp_path, sig):
     launcher, job_dir = start_ddp_launch(tiny_model, synthetic_root, tmp_path)

@@ -24,7 +24,7 @@ from tests.har_core.training.distributed_helpers import (
     weights,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.torchrun]
 
 EVERY = 3  # checkpoint every 3 optimiser steps; 8 steps per epoch, 24 in all
 
