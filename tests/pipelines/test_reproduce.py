@@ -97,12 +97,15 @@ def test_a_reproduction_retrains_to_the_same_weights_and_metrics(zenml_client, o
     assert provenance_of(rerun.model_version).reproduces.run == original.name
 
 
-@pytest.fixture(scope="module")
-def changed_data(data_repo) -> str:
-    """One committed image redrawn: same name, other pixels."""
+@pytest.fixture
+def changed_data(data_repo):
+    """One committed image redrawn (same name, other pixels) for one test, then restored from git: the module's
+    other tests train and reproduce on the committed data, in whatever order they run."""
     path = data_repo / "images" / CHANGED_FILE
     Image.new("RGB", (32, 32), (255, 0, 255)).save(path)
-    return CHANGED_FILE
+    yield CHANGED_FILE
+    git(data_repo, "checkout", "--", f"images/{CHANGED_FILE}")
+    assert git(data_repo, "status", "--porcelain") == ""
 
 
 def test_changed_data_is_refused_naming_the_file(zenml_client, original, changed_data):
