@@ -61,16 +61,10 @@ def queue_slow_groups_first(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: group_of(item) not in slow_groups)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]):
+    """Marks before every plain hook (xdist's reads them); the queue order after them all (pytest's fixture order)."""
     assign_groups(items)
-
-
-class _SlowGroupsFirst:
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        queue_slow_groups_first(items)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(_SlowGroupsFirst(), "har-clip-slow-groups-first")
+    result = yield
+    queue_slow_groups_first(items)
+    return result
