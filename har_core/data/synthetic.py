@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
@@ -60,13 +61,20 @@ def draw_class_image(class_index: int, size: int, rng: random.Random) -> Image.I
     shape = SHAPES[class_index % len(SHAPES)]
     colour = _jitter(COLOURS[class_index // len(SHAPES)], rng)
     background = tuple(rng.randint(0, 255) for _ in range(3))
-    image = Image.effect_noise((size, size), rng.uniform(10, 40)).convert("RGB")
+    image = _seeded_noise(size, rng.uniform(10, 40), rng).convert("RGB")
     image = Image.blend(image, Image.new("RGB", (size, size), background), 0.6)
     extent = rng.uniform(0.45, 0.75) * size
     left = rng.uniform(0, size - extent)
     top = rng.uniform(0, size - extent)
     _draw_shape(ImageDraw.Draw(image), shape, (left, top, left + extent, top + extent), colour)
     return image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 0.8)))
+
+
+def _seeded_noise(size: int, sigma: float, rng: random.Random) -> Image.Image:
+    """Grey Gaussian noise around 128 drawn from `rng`: `Image.effect_noise` uses C's unseeded generator, so the same
+    seed drew different bytes on every redraw (and a redrawn tree missed ZenML's cache)."""
+    noise = np.random.default_rng(rng.getrandbits(64)).normal(128.0, sigma, (size, size))
+    return Image.fromarray(np.clip(np.rint(noise), 0, 255).astype(np.uint8), mode="L")
 
 
 def _jitter(colour: tuple[int, int, int], rng: random.Random) -> tuple[int, ...]:
