@@ -159,6 +159,15 @@ def onnx_export_dir(tiny_exports):
 
 
 @pytest.fixture(scope="session")
+def video_images(onnx_export_dir, synthetic_root):
+    """The two synthetic images the tiny model's onnx export tells apart: the two labels of the two-label videos."""
+    from har_core.runtime.predictor import Predictor
+    from tests.videos import two_images_told_apart
+
+    return two_images_told_apart(Predictor.from_export(onnx_export_dir, device="cpu"), synthetic_root)
+
+
+@pytest.fixture(scope="session")
 def bento_model(onnx_export_dir):
     from bento.packaging import save_bento_model
 

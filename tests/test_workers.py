@@ -55,3 +55,12 @@ def test_groups_share_a_worker_and_slow_groups_run_first(pytester: pytest.Pytest
     for line in lines:
         first_on.setdefault(line["worker"], line["test"])
     assert any(test.startswith("test_zslow") for test in first_on.values()), first_on  # queued before the plain modules
+
+
+def test_the_suite_runs_in_one_process_without_xdist(pytester: pytest.Pytester, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))
+    pytester.makeconftest('pytest_plugins = ["tests.workers"]\n')
+    pytester.makeini("[pytest]\nmarkers =\n    torchrun\n    container\n    slow\n")
+    pytester.makepyfile(test_torch="import pytest\n\n@pytest.mark.torchrun\ndef test_alone():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:randomly", "--strict-markers")  # as ours
+    result.assert_outcomes(passed=1)  # not an INTERNALERROR for the xdist_group mark nobody registered

@@ -62,8 +62,11 @@ def queue_slow_groups_first(items: list[pytest.Item]) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]):
-    """Marks before every plain hook (xdist's reads them); the queue order after them all (pytest's fixture order)."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
+    """Marks before every plain hook (xdist's reads them); the queue order after them all (pytest's fixture order).
+    Without xdist (`-p no:xdist`) there is no group to mark and nothing to share."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return (yield)
     assign_groups(items)
     result = yield
     queue_slow_groups_first(items)

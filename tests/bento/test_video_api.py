@@ -10,21 +10,20 @@ import requests
 from har_core.runtime.labels import HAR_LABELS
 from tests.bento.conftest import AUTH
 from tests.har_core.runtime.test_video import gradient_frames, jpeg_bytes
-from tests.videos import FIRST_LABEL, SECOND_LABEL, encode_video, first_image, two_label_frames
+from tests.videos import encode_video, two_label_frames
 
 
 def _post(server, files, data=None, headers=AUTH) -> requests.Response:
     return requests.post(f"{server.url}/predict_video", files=files, data=data, headers=headers, timeout=120)
 
 
-def test_a_two_label_video_is_answered_with_its_segments_and_frame_scores(server, synthetic_root):
-    frames = two_label_frames(
-        first_image(synthetic_root, FIRST_LABEL), first_image(synthetic_root, SECOND_LABEL), 10, 6.0, 3.2
-    )
+def test_a_two_label_video_is_answered_with_its_segments_and_frame_scores(server, video_images):
+    first, second = video_images
+    frames = two_label_frames(first.frame(), second.frame(), 10, 6.0, 3.2)
     response = _post(server, {"video": ("two.webm", encode_video(frames, 10, "libvpx"), "video/webm")}, {"top_k": "2"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert [segment["label"] for segment in body["segments"]] == [FIRST_LABEL, SECOND_LABEL]
+    assert [segment["label"] for segment in body["segments"]] == [first.label, second.label]
     assert abs(body["segments"][0]["end_s"] - 3.2) <= 0.5  # one sampling step at the default 2 fps
     assert len(body["frames"]) == 12 and all(len(frame["predictions"]) == 2 for frame in body["frames"])
     assert {p["label"] for frame in body["frames"] for p in frame["predictions"]} <= set(HAR_LABELS)
@@ -126,10 +125,8 @@ def test_the_hostile_corpus_gets_a_4xx_naming_the_file_and_latin1_tags_are_score
     assert response.status_code == 422 and "clip.jpg" in response.json()["error"]  # a video in an image field
 
 
-def test_h264_is_scored(server, synthetic_root):
-    frames = two_label_frames(
-        first_image(synthetic_root, FIRST_LABEL), first_image(synthetic_root, SECOND_LABEL), 10, 4.0, 2.0
-    )
+def test_h264_is_scored(server, video_images):
+    frames = two_label_frames(*(known.frame() for known in video_images), 10, 4.0, 2.0)
     response = _post(server, {"video": ("phone.mp4", encode_video(frames, 10, "libx264"), "video/mp4")})
     assert response.status_code == 200, response.text
     assert response.json()["video"]["codec"] == "h264" and len(response.json()["frames"]) == 8

@@ -14,7 +14,7 @@ from zenml.io import fileio
 from har_core.inference.table import PredictionsTable
 from steps.names import INFERENCE_PLAN_ARTIFACT, PREDICT_FILES_STEP, PREDICTIONS_ARTIFACT
 from tests.conftest import PROJECT_ROOT
-from tests.videos import FIRST_LABEL, SECOND_LABEL, encode_video, first_image, two_label_frames
+from tests.videos import encode_video, first_image, two_label_frames
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def incoming(tmp_path_factory, synthetic_root) -> Path:
         for path in sorted((synthetic_root / label).glob("*.jpg")):
             shutil.copy(path, root / label / path.name)
     frames = two_label_frames(
-        first_image(synthetic_root, FIRST_LABEL), first_image(synthetic_root, SECOND_LABEL), 10, 3.0, 1.5
+        first_image(synthetic_root, "calling"), first_image(synthetic_root, "texting"), 10, 3.0, 1.5
     )
     (root / "clip.mp4").write_bytes(encode_video(frames, 10, "mpeg4"))
     (root / "running" / "torn.png").write_bytes(b"\x89PNG\r\n\x1a\n torn")

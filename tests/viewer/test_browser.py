@@ -151,10 +151,10 @@ def test_a_camera_photo_is_scored(page, viewer_url):
 
 
 def test_a_video_shows_its_timeline_of_segments(page, viewer_url, synthetic_root, tmp_path):
-    from tests.videos import FIRST_LABEL, SECOND_LABEL, first_image, two_label_frames, write_video
+    from tests.videos import first_image, two_label_frames, write_video
 
     frames = two_label_frames(
-        first_image(synthetic_root, FIRST_LABEL, 128), first_image(synthetic_root, SECOND_LABEL, 128), 10, 6.0, 3.0
+        first_image(synthetic_root, "calling", 128), first_image(synthetic_root, "texting", 128), 10, 6.0, 3.0
     )
     video = write_video(tmp_path / "two-actions.webm", frames, 10, "libvpx")
     page.set_viewport_size({"width": 1400, "height": 1300})  # the timeline and its legend in one screenshot

@@ -104,12 +104,12 @@ def test_a_video_upload_shows_the_segments_the_export_finds(app, viewer_run, syn
     from har_core.runtime.settings import ServingConfig
     from har_core.runtime.video import VideoReader
     from har_core.runtime.video_scoring import score_video
-    from tests.videos import FIRST_LABEL, SECOND_LABEL, encode_video, first_image, two_label_frames
+    from tests.videos import encode_video, first_image, two_label_frames
     from viewer import store
 
     _, version = viewer_run
     frames = two_label_frames(
-        first_image(synthetic_root, FIRST_LABEL), first_image(synthetic_root, SECOND_LABEL), 10, 6.0, 3.0
+        first_image(synthetic_root, "calling"), first_image(synthetic_root, "texting"), 10, 6.0, 3.0
     )
     video = encode_video(frames, 10, "libvpx")
     at = app.run()

@@ -15,7 +15,7 @@ from har_core.inference.inputs import InputError, LocalFolder, list_inputs
 from har_core.runtime.labels import HAR_LABELS
 from har_core.runtime.predictor import Predictor
 from har_core.runtime.settings import VideoConfig
-from tests.videos import FIRST_LABEL, SECOND_LABEL, encode_video, first_image, two_label_frames
+from tests.videos import encode_video, two_label_frames
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +24,14 @@ def predictor(onnx_export_dir) -> Predictor:
 
 
 @pytest.fixture
-def folder(tmp_path, synthetic_root) -> Path:
+def folder(tmp_path, synthetic_root, video_images) -> Path:
     """10 images in two subfolders, a two-label video, a corrupt JPEG, a text file and a hidden file."""
     root = tmp_path / "incoming"
     for label in HAR_LABELS[:2]:
         (root / label).mkdir(parents=True)
         for path in sorted((synthetic_root / label).glob("*.jpg"))[:5]:
             shutil.copy(path, root / label / path.name)
-    frames = two_label_frames(
-        first_image(synthetic_root, FIRST_LABEL), first_image(synthetic_root, SECOND_LABEL), 10, 4.0, 2.0
-    )
+    frames = two_label_frames(*(known.frame() for known in video_images), 10, 4.0, 2.0)
     (root / "clips").mkdir()
     (root / "clips" / "two.avi").write_bytes(encode_video(frames, 10, "mjpeg"))
     (root / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
@@ -47,7 +45,9 @@ def config(**overrides) -> InferenceConfig:
     return InferenceConfig(**settings)
 
 
-def test_a_folder_becomes_a_table_of_images_and_video_frames_with_unreadable_files_listed(predictor, folder):
+def test_a_folder_becomes_a_table_of_images_and_video_frames_with_unreadable_files_listed(
+    predictor, folder, video_images
+):
     files, other = list_inputs(LocalFolder(folder), max_files=100)
     assert [item.name for item in files][:2] == ["broken.jpg", "calling/00000.jpg"] and other == 1
     parts, summary = score_files(predictor, LocalFolder(folder), files, config(), "7", other)
@@ -67,7 +67,8 @@ def test_a_folder_becomes_a_table_of_images_and_video_frames_with_unreadable_fil
 
     video = table[table["kind"] == "video"]
     assert list(video["frame"]) == list(range(8)) and list(video["time_s"]) == pytest.approx(np.arange(8) * 0.5)
-    assert list(video["label_1"]) == [FIRST_LABEL] * 4 + [SECOND_LABEL] * 4
+    first, second = (known.label for known in video_images)
+    assert list(video["label_1"]) == [first] * 4 + [second] * 4
     assert set(table["model_version"]) == {"7"} and set(table["format"]) == {"onnx"}
 
     assert (summary.images, summary.videos, summary.video_frames, summary.files) == (10, 1, 8, 12)

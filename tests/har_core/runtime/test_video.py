@@ -13,7 +13,7 @@ from har_core.runtime.predictor import Predictor
 from har_core.runtime.settings import VideoConfig
 from har_core.runtime.video import InvalidVideoError, VideoReader, VideoTooLargeError, is_video_name
 from har_core.runtime.video_scoring import score_video
-from tests.videos import CODECS, FIRST_LABEL, SECOND_LABEL, encode_video, first_image, two_label_frames
+from tests.videos import CODECS, encode_video, two_label_frames
 
 FPS, SECONDS, CHANGE_S = 10, 8.0, 4.2
 CONFIG = VideoConfig(sample_fps=2.0, smoothing_window=3, min_segment_s=1.0)
@@ -25,10 +25,10 @@ def predictor(onnx_export_dir) -> Predictor:
 
 
 @pytest.fixture(scope="module")
-def label_images(predictor, synthetic_root) -> tuple[Image.Image, Image.Image]:
-    """The two images of the two-label videos; the tiny model must tell them apart (checked, not assumed)."""
-    first, second = first_image(synthetic_root, FIRST_LABEL), first_image(synthetic_root, SECOND_LABEL)
-    assert [ranked[0].label for ranked in predictor.predict([first, second])] == [FIRST_LABEL, SECOND_LABEL]
+def label_images(predictor, video_images) -> tuple[Image.Image, Image.Image]:
+    """The two frames of the two-label videos, which this predictor tells apart (checked, not assumed)."""
+    first, second = (known.frame() for known in video_images)
+    assert [ranked[0].label for ranked in predictor.predict([first, second])] == [known.label for known in video_images]
     return first, second
 
 
@@ -42,13 +42,15 @@ def gradient_frames(count: int, width: int = 64, height: int = 48) -> list[Image
 
 
 @pytest.mark.parametrize("codec", sorted(CODECS))
-def test_a_two_label_video_gives_two_segments_changing_within_one_sampling_step(predictor, label_images, codec):
+def test_a_two_label_video_gives_two_segments_changing_within_one_sampling_step(
+    predictor, label_images, video_images, codec
+):
     data = encode_video(two_label_frames(*label_images, FPS, SECONDS, CHANGE_S), FPS, codec)
     with VideoReader(data, CONFIG, name=f"two-labels{CODECS[codec][1]}") as reader:
         assert (reader.info.codec, reader.info.width) == ({"libvpx": "vp8", "libx264": "h264"}.get(codec, codec), 64)
         result = score_video(predictor, reader, top_k=3)
     step = 1 / CONFIG.sample_fps
-    assert [segment.label for segment in result.segments] == [FIRST_LABEL, SECOND_LABEL]
+    assert [segment.label for segment in result.segments] == [known.label for known in video_images]
     boundary = result.segments[0].end_s
     print(f"{codec}: boundary at {boundary:.3f} s, true change at {CHANGE_S} s, error {abs(boundary - CHANGE_S):.3f} s")
     assert abs(boundary - CHANGE_S) <= step
@@ -60,15 +62,16 @@ def test_a_two_label_video_gives_two_segments_changing_within_one_sampling_step(
     )
 
 
-def test_a_short_flash_of_another_label_is_smoothed_away(predictor, label_images):
+def test_a_short_flash_of_another_label_is_smoothed_away(predictor, label_images, video_images):
     first, second = label_images
+    first_label, second_label = (known.label for known in video_images)
     frames = [second if 20 <= index < 22 else first for index in range(60)]  # 0.2 s of `second` at 2.0 s
     with VideoReader(encode_video(frames, FPS, "mjpeg"), CONFIG) as reader:
         result = score_video(predictor, reader)
     flash = next(frame for frame in result.frames if frame.time_s == pytest.approx(2.0))
-    assert flash.predictions[0].label == SECOND_LABEL  # the raw frame sees it
-    assert flash.smoothed_label == FIRST_LABEL
-    assert [(s.label, s.start_s, s.end_s) for s in result.segments] == [(FIRST_LABEL, 0.0, 6.0)]
+    assert flash.predictions[0].label == second_label  # the raw frame sees it
+    assert flash.smoothed_label == first_label
+    assert [(s.label, s.start_s, s.end_s) for s in result.segments] == [(first_label, 0.0, 6.0)]
 
 
 def test_frames_are_sampled_at_the_configured_rate_and_scaled_for_preprocessing(tmp_path):
