@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
-from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -151,6 +150,9 @@ def image_predictions(
 def compute_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], split: str) -> EvaluationReport:
     """All metrics from label indices; labels absent from the split score 0 rather than raising."""
     indices = list(range(len(labels)))
+    # Imported here: scikit-learn costs ~1 s per process, and every training worker imports this module.
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
+
     macro = precision_recall_fscore_support(y_true, y_pred, labels=indices, average="macro", zero_division=0)
     weighted = precision_recall_fscore_support(y_true, y_pred, labels=indices, average="weighted", zero_division=0)
     matrix = confusion_matrix(y_true, y_pred, labels=indices)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
+from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
 from har_core.config import ClassifierConfig
 from har_core.model.backbone import load_backbone, resolve_backbone
@@ -142,6 +142,8 @@ class HarClipClassifier(nn.Module):
 
     def save_image_processor(self, directory: str | Path) -> None:
         """`preprocessor_config.json` matching this model's preprocessing, so HF loaders rebuild the same transform."""
+        from transformers import CLIPImageProcessorPil  # ~1.5 s of imports that training workers never need
+
         config = self.preprocess_config
         CLIPImageProcessorPil(
             size={"shortest_edge": config.resize_shortest_edge},

@@ -14,7 +14,8 @@ TINY_LABELS = ["calling", "clapping", "cycling"]
 
 
 def tiny_config(directory: Path, name: str = "tiny.yaml", **data: Any) -> Path:
-    """configs/quickstart.yaml cut to 3 labels, 6 small images each and 1 epoch; `data` overrides `data:` keys."""
+    """configs/quickstart.yaml cut to 3 labels, 6 small images each, 1 epoch, the onnx export alone (gated on 16
+    images) and a short benchmark; `data` overrides `data:` keys. Tests of the exports set `export.formats`."""
     config = yaml.safe_load((PROJECT_ROOT / "configs" / "quickstart.yaml").read_text())
     parameters = config["parameters"]
     parameters["data"] = {
@@ -27,6 +28,8 @@ def tiny_config(directory: Path, name: str = "tiny.yaml", **data: Any) -> Path:
     }
     parameters["classifier"]["cache_dir"] = str(directory / "backbones")
     parameters["training"].update(epochs=1, batch_size=8, output_dir=str(directory / "checkpoints"))
+    parameters["export"].update(formats=["onnx"], parity_images=16)
+    parameters["benchmark"].update(batch_size=2, warmup=1, latency_iterations=2, throughput_iterations=1)
     path = directory / name
     path.write_text(yaml.safe_dump(config))
     return path

@@ -12,6 +12,7 @@ import yaml
 from stacks.register import load_stack_spec, register_stack
 from stacks.servers import S3_CREDENTIALS, remote_store_servers
 from steps.names import DATASET_ARTIFACT, FINE_TUNED_EVALUATION_STEP, TRAINING_RESULT_ARTIFACT
+from tests.conftest import PROJECT_ROOT
 from tests.pipelines.pipeline_runs import run_training, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -24,6 +25,8 @@ def remote_run(zenml_client, tmp_path_factory):
     raw = yaml.safe_load(config.read_text())
     # ZenML fires start hooks after a step loaded its inputs: from the second step on, no local copy survives.
     raw["steps"]["load_base_model"] = {"start_hook_source": "tests.stacks.hooks.forget_local_data"}
+    quickstart = yaml.safe_load((PROJECT_ROOT / "configs" / "quickstart.yaml").read_text())["parameters"]
+    raw["parameters"]["export"]["formats"] = quickstart["export"]["formats"]  # every format's files in the bucket
     config.write_text(yaml.safe_dump(raw))
     with remote_store_servers(workdir) as servers:
         saved = {key: os.environ.get(key) for key in [*servers, "HAR_TEST_SOURCE_DIR", "HAR_CLIP_DATA_CACHE"]}
