@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.training import VIT_B16, run_trainer
+from benchmarks.training.training_bench import VIT_B16, run_trainer
 from har_core.config import ClassifierConfig, DistributedConfig, SyntheticDataConfig, TrainingConfig
 from har_core.data.dataset import DatasetManifest, ImageRecord
 from har_core.data.synthetic import generate_synthetic_images

@@ -35,8 +35,8 @@ from bento.drain import refuse_new_connections_on_sigterm
 from bento.guard import RequestGuard
 from bento.model_calls import SerialPredictor
 from bento.openapi import VIDEO_ROUTE_ERRORS, published_spec
-from bento.settings import bento_model_tag, load_serving_config
-from bento.video import VIDEO_MEDIA_TYPES, VideoLimitsError, VideoPredictResponse, score_upload, upload_limit
+from bento.serving_config import bento_model_tag, load_serving_config
+from bento.video_route import VIDEO_MEDIA_TYPES, VideoLimitsError, VideoPredictResponse, score_upload, upload_limit
 from bento.watchdog import record_clean_exit, start_watchdog
 from har_core.runtime.images import ImageTooLargeError, InvalidImageError
 from har_core.runtime.memory import return_large_frees_to_the_os

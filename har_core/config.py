@@ -220,7 +220,8 @@ class ExportConfig(StrictConfig):
     serving_parity_images: int = Field(32, ge=0)
     gates: dict[ExportFormatName, ParityThresholds] = Field(default_factory=_default_gates)
     # uint8: exact on every x86 CPU (U8U8); int8-reduce-range: 7-bit int8 weights, also exact everywhere, ~1.5x
-    # faster than uint8 on ViT-B/16 but less accurate (benchmarks/int8_settings.py; README "int8 that computes …").
+    # faster than uint8 on ViT-B/16 but less accurate (benchmarks/export/int8_settings.py; README "int8 that
+    # computes …").
     int8_weights: Literal["uint8", "int8-reduce-range"] = "uint8"
     # fused: onnxruntime's transformer fusions (attention, skip-LayerNorm; com.microsoft operators, which onnxruntime
     # runs on CPU and CUDA) in the onnx and onnx-int8 graphs; standard: only standard ONNX operators (for other
@@ -293,7 +294,7 @@ class DeploymentConfig(StrictConfig):
     host: str = "127.0.0.1"
     port: int | None = Field(None, ge=1, le=65535)  # None: a free port
     ready_timeout_s: int = Field(180, ge=10)
-    base_image: str | None = None  # container builds on hosts without a registry (bento/container/base_image.sh)
+    base_image: str | None = None  # container builds on hosts without a registry (bento_ops/container/base_image.sh)
     gpu: bool = False  # onnxruntime-gpu and a CUDA base image in the Bento's container definition
 
 

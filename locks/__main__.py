@@ -33,7 +33,7 @@ from locks.declarations import (  # noqa: E402
     stale_locks,
     unlocked_requirements,
 )
-from locks.sources import SourceUnreachableError, pip_settings, torch_source_args, uv_source_args  # noqa: E402
+from locks.package_sources import SourceUnreachableError, pip_settings, torch_source_args, uv_source_args  # noqa: E402
 
 
 def spec_for(argument: str) -> LockSpec:

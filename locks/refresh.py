@@ -17,7 +17,7 @@ from pathlib import Path
 
 from locks import torch_wheels
 from locks.declarations import HEADER_KEY, PROJECT_ROOT, UV_LOCK, LockSpec, declarations_sha256, unlocked_requirements
-from locks.sources import TORCH_CPU_INDEX, locked_torch, uv_source_args
+from locks.package_sources import TORCH_CPU_INDEX, locked_torch, uv_source_args
 
 _TORCH_ENTRY = re.compile(r"^torch==([^\s\\]+)(?: \\\n(?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)*)?\n?", re.MULTILINE)
 

@@ -1,19 +1,4 @@
-"""ZenML pipelines: wiring only.
+"""ZenML pipelines: wiring only, one module per pipeline (`stages.py` holds what two of them share).
 
-`training_pipeline` is imported on first access (PEP 562), so `pipelines.run_config` can validate a run config
-without importing ZenML's pipeline machinery, torch or transformers.
+Import a pipeline from its module; the command line that runs them is `cli/`.
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-__all__ = ["training_pipeline"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "training_pipeline":
-        from pipelines.training import training_pipeline
-
-        return training_pipeline
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

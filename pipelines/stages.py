@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from har_core.config import BenchmarkConfig, DataConfig, EvaluationConfig, ExportConfig, PromotionConfig
+from har_zenml.names import FINE_TUNED_EVALUATION_STEP
 from steps.benchmark_exports import benchmark_exports
 from steps.evaluate_model import evaluate_model
 from steps.export_model import export_model
 from steps.load_data import load_data
 from steps.load_dvc_data import load_dvc_data
-from steps.names import FINE_TUNED_EVALUATION_STEP
 from steps.promote_model import promote_model
 
 

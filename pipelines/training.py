@@ -11,10 +11,10 @@ from har_core.config import (
     PromotionConfig,
     TrainingConfig,
 )
+from har_zenml.names import ZERO_SHOT_EVALUATION_STEP
 from pipelines.stages import evaluate_export_promote, load_dataset
 from steps.evaluate_model import evaluate_model
 from steps.load_base_model import load_base_model
-from steps.names import ZERO_SHOT_EVALUATION_STEP
 from steps.train_model import train_model
 
 

@@ -69,7 +69,7 @@ class FixedBentoMLLocalDeploymentService(BentoMLLocalDeploymentService):
     def stop(self, timeout: int = 0, force: bool = False) -> None:
         """Stop the daemon, then the BentoML workers it started (they run in sessions of their own and would
         outlive it, still holding the port)."""
-        from bento.server import descendants, stop_process_tree
+        from har_core.training.process_tree import descendants, stop_process_tree
 
         workers = descendants(self.status.pid) if self.status.pid else []
         super().stop(timeout=timeout, force=force)

@@ -12,9 +12,7 @@ everything else ZenML's entrypoint does. The step process dies with the orchestr
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 from typing import TYPE_CHECKING, ClassVar
@@ -24,7 +22,7 @@ from zenml.enums import ExecutionStatus
 from zenml.step_operators import BaseStepOperator, BaseStepOperatorConfig, BaseStepOperatorFlavor
 from zenml.step_operators.step_operator_entrypoint_configuration import StepOperatorEntrypointConfiguration
 
-from har_core.training.process_tree import die_with_parent
+from har_core.training.process_tree import die_with_parent, stop_process_tree
 
 if TYPE_CHECKING:
     from zenml.config.step_run_info import StepRunInfo
@@ -99,14 +97,7 @@ class LocalProcessStepOperator(BaseStepOperator):
     def cleanup_step_submission(self, step_run: StepRunResponse) -> None:
         process = self._processes.pop(str(step_run.id), None)
         if process is not None:
-            _kill_session(process)
-
-
-def _kill_session(process: subprocess.Popen) -> None:
-    """Nothing the step started may outlive it (an interrupted orchestrator included)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+            stop_process_tree(process, grace_s=0.0, group=True)  # nothing the step started may outlive it
 
 
 class LocalProcessStepOperatorFlavor(BaseStepOperatorFlavor):

@@ -19,6 +19,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from har_core.training.process_tree import stop_process_tree
+
 logger = logging.getLogger(__name__)
 
 BIN = Path(sys.executable).parent
@@ -50,21 +52,7 @@ def _process(command: list[str], health_url: str, env: dict[str, str], log: Path
                 time.sleep(0.3)
         yield
     finally:
-        _stop_group(process)
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM the whole process group (servers fork workers), SIGKILL whatever is left after 10 s."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    with contextlib.suppress(ProcessLookupError):  # workers that outlived their parent
-        os.killpg(process.pid, signal.SIGKILL)
+        stop_process_tree(process, grace_s=10.0, group=True)  # servers fork workers into their group
 
 
 @contextlib.contextmanager

@@ -8,10 +8,10 @@ from zenml.types import MarkdownString
 
 from har_core.config import BenchmarkConfig
 from har_core.data.dataset import DatasetManifest
-from har_core.export.benchmark import BenchmarkTable, benchmark_bundle
+from har_core.export.benchmark import BenchmarkTable, benchmark_bundle, labelled_images
 from har_core.runtime.manifest import ExportBundle
-from steps import tracking
-from steps.names import BENCHMARK_ARTIFACT, BENCHMARK_MARKDOWN_ARTIFACT
+from har_zenml import tracking
+from har_zenml.names import BENCHMARK_ARTIFACT, BENCHMARK_MARKDOWN_ARTIFACT
 
 
 @step
@@ -20,14 +20,9 @@ def benchmark_exports(
 ) -> tuple[Annotated[BenchmarkTable, BENCHMARK_ARTIFACT], Annotated[MarkdownString, BENCHMARK_MARKDOWN_ARTIFACT]]:
     """One row per format; accuracy on the `split` split (the evaluation's) through the format, warm-up excluded."""
     table = benchmark_bundle(exports, benchmark, labelled_images(dataset, split), split=split)
-    markdown = table.markdown()
-    tracking.log_metrics(table.metrics(), prefix="benchmark/")
+    markdown, metrics = table.markdown(), table.metrics()
+    tracking.log_metrics(metrics, prefix="benchmark/")
     tracking.log_text(markdown, "benchmark/benchmark.md")
     tracking.record_run_locations()
-    log_metadata(metadata={"benchmark": table.metrics()}, infer_model=True)
+    log_metadata(metadata={"benchmark": metrics}, infer_model=True)
     return table, MarkdownString(markdown)
-
-
-def labelled_images(dataset: DatasetManifest, split: Literal["val", "test"]) -> list[tuple[str, str]]:
-    """(image file, label name) of every record of `split`."""
-    return [(record.path, dataset.labels[record.label]) for record in dataset.split(split)]

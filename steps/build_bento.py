@@ -6,13 +6,13 @@ from uuid import UUID
 from zenml import log_metadata, step
 from zenml.logger import get_logger
 
-from bento.packaging import build_bento as build_bento_package
-from bento.packaging import save_bento_model
+from bento_ops.packaging import build_bento as build_bento_package
+from bento_ops.packaging import save_bento_model
 from har_core.config import DeploymentConfig
 from har_core.runtime.settings import ServingConfig
-from steps.deployment_plan import BentoRecord, DeploymentPlan
-from steps.model_exports import export_directory
-from steps.names import BENTO_ARTIFACT
+from har_zenml.deployment_plan import BentoRecord, DeploymentPlan
+from har_zenml.model_exports import export_directory
+from har_zenml.names import BENTO_ARTIFACT
 
 logger = get_logger(__name__)
 

@@ -10,12 +10,12 @@ from zenml.client import Client
 from zenml.integrations.bentoml.services.bentoml_local_deployment import BentoMLLocalDeploymentConfig
 from zenml.logger import get_logger
 
-from bento.server import free_port
-from bento.smoke import smoke_test
+from bento_ops.server import free_port
+from bento_ops.smoke import smoke_test
 from har_core.config import DeploymentConfig
 from har_core.runtime.settings import API_TOKEN_ENV
-from steps.deployment_plan import BentoRecord, DeploymentPlan, DeploymentRecord, DeploymentRefusedError
-from steps.names import DEPLOYMENT_ARTIFACT, PROJECT_SERVICE_NAME
+from har_zenml.deployment_plan import BentoRecord, DeploymentPlan, DeploymentRecord, DeploymentRefusedError
+from har_zenml.names import DEPLOYMENT_ARTIFACT, PROJECT_SERVICE_NAME
 
 logger = get_logger(__name__)
 
@@ -30,7 +30,7 @@ def deploy_bento(
     if Client().active_stack.model_deployer is None:
         raise RuntimeError(
             "The active stack has no model deployer. On the local stack run `python -m stacks.register local`; "
-            "on a cluster, deploy the Bento's image with bento/k8s/har-clip.yaml (see README, Kubernetes)."
+            "on a cluster, deploy the Bento's image with bento_ops/k8s/har-clip.yaml (see README, Kubernetes)."
         )
     context = get_step_context()
     port = deployment.port or free_port()

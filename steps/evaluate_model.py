@@ -19,8 +19,8 @@ from har_core.evaluation.metrics import (
 )
 from har_core.evaluation.plots import confusion_matrix_image, per_class_image
 from har_core.model.classifier import HarClipClassifier
-from steps import tracking
-from steps.names import (
+from har_zenml import tracking
+from har_zenml.names import (
     CONFUSION_MATRIX_ARTIFACT,
     EVALUATION_PREDICTIONS_ARTIFACT,
     EVALUATION_REPORT_ARTIFACT,

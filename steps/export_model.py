@@ -12,9 +12,9 @@ from har_core.export.bundle import export_bundle
 from har_core.model.classifier import HarClipClassifier
 from har_core.runtime.manifest import ExportBundle, ModelSource
 from har_core.runtime.preprocess import preprocess_batch
-from steps import materializers  # noqa: F401  (registers the materializers of this step's outputs)
-from steps.names import EXPORTS_ARTIFACT
-from steps.project_paths import in_project
+from har_zenml import materializers  # noqa: F401  (registers the materializers of this step's outputs)
+from har_zenml.names import EXPORTS_ARTIFACT
+from har_zenml.project_paths import in_project
 
 
 @step

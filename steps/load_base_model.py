@@ -7,9 +7,9 @@ from zenml import step
 from har_core.config import ClassifierConfig
 from har_core.data.dataset import DatasetManifest
 from har_core.model.classifier import HarClipClassifier, build_classifier
-from steps import materializers  # noqa: F401  (registers the materializers of this step's outputs)
-from steps.names import BASE_MODEL_ARTIFACT
-from steps.project_paths import in_project
+from har_zenml import materializers  # noqa: F401  (registers the materializers of this step's outputs)
+from har_zenml.names import BASE_MODEL_ARTIFACT
+from har_zenml.project_paths import in_project
 
 
 @step

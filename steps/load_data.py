@@ -7,9 +7,9 @@ from zenml import log_metadata, step
 from har_core.config import DataConfig
 from har_core.data.dataset import DatasetManifest
 from har_core.data.sources import build_manifest
-from steps import materializers  # noqa: F401  (registers the materializers of this step's outputs)
-from steps.names import DATASET_ARTIFACT
-from steps.project_paths import in_project
+from har_zenml import materializers  # noqa: F401  (registers the materializers of this step's outputs)
+from har_zenml.names import DATASET_ARTIFACT
+from har_zenml.project_paths import in_project
 
 
 @step(enable_cache=False)

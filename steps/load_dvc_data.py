@@ -8,9 +8,9 @@ from har_core.config import DataConfig
 from har_core.data.dataset import DatasetManifest
 from har_core.data.dvc import fetch_dvc_dataset
 from har_core.data.sources import manifest_for_folder
-from steps import materializers  # noqa: F401  (registers the materializers of this step's outputs)
-from steps.names import DATASET_ARTIFACT
-from steps.project_paths import in_project
+from har_zenml import materializers  # noqa: F401  (registers the materializers of this step's outputs)
+from har_zenml.names import DATASET_ARTIFACT
+from har_zenml.project_paths import in_project
 
 
 @step(enable_cache=False)

@@ -3,7 +3,7 @@
 ZenML's Kubernetes step operator runs a command step on `pod_count` pods, but a command step has no inputs or
 outputs, and each pod has its own disk: only the artifact store is common. So `publish_training_job` writes
 `<job_uri>/job.json` (the training config, the node count and the ids of the base-model and dataset artifacts);
-every pod runs `python -m steps.multinode_node <job_uri>`, loads both artifacts through their materializers (the
+every pod runs `python -m har_zenml.multinode_node <job_uri>`, loads both artifacts through their materializers (the
 dataset's images come out of its `images.tar`), trains under torchrun across the pods, and the pod holding global
 rank 0 uploads `best/`, `last/`, `environment.json` and `result.json` under `<job_uri>`; `load_trained_model`
 turns them into the same typed `trained_model` / `training_result` artifacts the single-node pipeline produces,
@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
 from zenml import get_step_context, log_metadata, step
 from zenml.io import fileio
 from zenml.utils import io_utils
@@ -27,60 +26,13 @@ from har_core.model.classifier import HarClipClassifier
 from har_core.training.job import JOB_FILE, RESULT_FILE
 from har_core.training.launcher import check_launch
 from har_core.training.trainer import TrainingResult
-from steps import (
+from har_zenml import (
     materializers,  # noqa: F401  (registers the materializers of this step's outputs)
     tracking,
 )
-from steps.names import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
-from steps.provenance import ENVIRONMENT_FILE, TrainingEnvironment, record_training_provenance
-
-TRAIN_COMMAND_STEP = "train_on_nodes"
-CHECKPOINTS_DIR = "checkpoints"
-
-
-class PublishedJob(BaseModel):
-    """What every pod needs, by reference: nothing in it is a path on the machine that published it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    training: TrainingConfig
-    nodes: int
-    base_model_id: str
-    dataset_id: str
-    pipeline_run_id: str
-
-    @classmethod
-    def read(cls, job_uri: str) -> PublishedJob:
-        with fileio.open(f"{job_uri}/{JOB_FILE}", "r") as handle:
-            return cls.model_validate_json(handle.read())
-
-
-def check_multinode(training: TrainingConfig, nodes: int, pod_counts: list[int]) -> None:
-    """What the multi-node pipeline cannot do, refused before any pod starts, each with the fix."""
-    if training.resume_from is not None:
-        raise ValueError(
-            "training.resume_from is not supported by the multi-node pipeline: each pod writes its resume "
-            "checkpoints to its own disk, which is gone with the pod, so no later run can find them. Remove "
-            "resume_from, or resume on one node with the training pipeline."
-        )
-    if training.distributed.strategy == "none":
-        raise ValueError("training.distributed.strategy is 'none'; the multi-node pipeline needs ddp or fsdp.")
-    for pod_count in pod_counts:
-        if pod_count != nodes:
-            raise ValueError(
-                f"parameters.nodes is {nodes} but step {TRAIN_COMMAND_STEP!r} runs on pod_count {pod_count} pods; "
-                "make them equal."
-            )
-
-
-def configured_pod_counts(step_settings: dict[str, Any]) -> list[int]:
-    """`pod_count` of every step-operator setting of the command step (e.g. `step_operator.kubernetes`)."""
-    counts = []
-    for key, value in step_settings.items():
-        values = value if isinstance(value, dict) else value.model_dump()
-        if key.split(".")[0] == "step_operator" and values.get("pod_count") is not None:
-            counts.append(int(values["pod_count"]))
-    return counts
+from har_zenml.model_provenance import ENVIRONMENT_FILE, TrainingEnvironment, record_training_provenance
+from har_zenml.multinode_job import PublishedJob, check_multinode, configured_pod_counts
+from har_zenml.names import TRAIN_COMMAND_STEP, TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
 
 
 @step(enable_cache=False)

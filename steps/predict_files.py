@@ -12,12 +12,12 @@ from har_core.inference.batch import PredictionSummary, score_files
 from har_core.inference.inputs import list_inputs
 from har_core.inference.table import PredictionsTable
 from har_core.runtime.predictor import Predictor
-from steps.inference_inputs import input_folder
-from steps.inference_plan import InferencePlan
-from steps.materializers import PredictionsTableMaterializer
-from steps.model_exports import export_directory
-from steps.names import PREDICTION_SUMMARY_ARTIFACT, PREDICTIONS_ARTIFACT
-from steps.project_paths import in_project
+from har_zenml.inference_inputs import input_folder
+from har_zenml.inference_plan import InferencePlan
+from har_zenml.materializers import PredictionsTableMaterializer
+from har_zenml.model_exports import export_directory
+from har_zenml.names import PREDICTION_SUMMARY_ARTIFACT, PREDICTIONS_ARTIFACT
+from har_zenml.project_paths import in_project
 
 logger = get_logger(__name__)
 

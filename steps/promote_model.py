@@ -13,17 +13,16 @@ from har_core.evaluation.metrics import EvaluationReport, evaluate_classifier
 from har_core.evaluation.promotion import (
     PRODUCTION_STAGE,
     PromotionDecision,
-    data_version,
     decide,
-    git_commit,
     label_set_mismatch,
     no_deployable_format,
 )
 from har_core.export.benchmark import BenchmarkTable
 from har_core.model.classifier import HarClipClassifier
 from har_core.runtime.manifest import ExportBundle
-from steps.names import PROMOTION_DECISION_ARTIFACT, TRAINED_MODEL_ARTIFACT
-from steps.provenance import log_provenance
+from har_core.training.run_facts import git_commit
+from har_zenml.model_provenance import log_provenance
+from har_zenml.names import PROMOTION_DECISION_ARTIFACT, TRAINED_MODEL_ARTIFACT
 
 logger = get_logger(__name__)
 
@@ -42,6 +41,7 @@ def promote_model(
     evaluation = EvaluationConfig(split="test", batch_size=promotion.batch_size, device=promotion.device, num_workers=0)
     test = dataset.split("test")
     candidate = report if report.split == "test" else evaluate_classifier(model, test, evaluation, dataset.labels)
+    test_metrics = candidate.headline_metrics()
     production, production_report, refusal = _current_production(version), None, None
     if production is not None:
         production_model: HarClipClassifier = production.get_artifact(TRAINED_MODEL_ARTIFACT).load()
@@ -63,14 +63,14 @@ def promote_model(
         min_metric=promotion.min_metric,
         test_images=candidate.num_images,
         git_commit=git_commit(),
-        data_version=data_version(dataset),
+        data_version=dataset.version_label(),
     )
     logger.info("Model version %s -> %s: %s", version.number, stage, reason)
     version.set_stage(stage, force=True)  # force: the previous production version becomes archived
     log_metadata(
         metadata={
             "promotion": decision.model_dump(mode="json"),
-            "test_metrics": candidate.headline_metrics(),
+            "test_metrics": test_metrics,
             "deployable_formats": exports.deployable_formats(),
             "benchmark": benchmark.metrics(),
         },

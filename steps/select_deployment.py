@@ -6,9 +6,9 @@ from zenml import step
 from zenml.logger import get_logger
 
 from har_core.config import DeploymentConfig
-from steps.deployment_plan import DeploymentPlan, DeploymentRefusedError, choose_format
-from steps.model_exports import ModelExportNotFoundError, export_bundle, find_model_version
-from steps.names import BENCHMARK_ARTIFACT, DEPLOYMENT_PLAN_ARTIFACT, ZENML_MODEL_NAME
+from har_zenml.deployment_plan import DeploymentPlan, DeploymentRefusedError, choose_format
+from har_zenml.model_exports import ModelExportNotFoundError, find_model_version, load_version_exports
+from har_zenml.names import BENCHMARK_ARTIFACT, DEPLOYMENT_PLAN_ARTIFACT, ZENML_MODEL_NAME
 
 logger = get_logger(__name__)
 
@@ -18,7 +18,7 @@ def select_deployment(deployment: DeploymentConfig) -> Annotated[DeploymentPlan,
     """Refuses a format that failed its parity gate, naming the reason recorded at export."""
     try:
         version = find_model_version(deployment.model_version)
-        bundle = export_bundle(version)
+        bundle = load_version_exports(version)
     except ModelExportNotFoundError as error:
         raise DeploymentRefusedError(str(error)) from error
     table = version.get_artifact(BENCHMARK_ARTIFACT)

@@ -6,10 +6,10 @@ from zenml import step
 from zenml.logger import get_logger
 
 from har_core.config import InferenceConfig
-from steps.deployment_plan import DeploymentRefusedError
-from steps.inference_plan import InferencePlan, choose_inference_format, deployed_format
-from steps.model_exports import ModelExportNotFoundError, export_bundle, find_model_version
-from steps.names import BENCHMARK_ARTIFACT, INFERENCE_PLAN_ARTIFACT, ZENML_MODEL_NAME
+from har_zenml.deployment_plan import DeploymentRefusedError
+from har_zenml.inference_plan import InferencePlan, choose_inference_format, deployed_format
+from har_zenml.model_exports import ModelExportNotFoundError, find_model_version, load_version_exports
+from har_zenml.names import BENCHMARK_ARTIFACT, INFERENCE_PLAN_ARTIFACT, ZENML_MODEL_NAME
 
 logger = get_logger(__name__)
 
@@ -18,7 +18,7 @@ logger = get_logger(__name__)
 def select_inference_model(inference: InferenceConfig) -> Annotated[InferencePlan, INFERENCE_PLAN_ARTIFACT]:
     try:
         version = find_model_version(inference.model_version)
-        bundle = export_bundle(version)
+        bundle = load_version_exports(version)
     except ModelExportNotFoundError as error:
         raise DeploymentRefusedError(str(error)) from error
     artifact = version.get_artifact(BENCHMARK_ARTIFACT)

@@ -19,13 +19,13 @@ from har_core.data.dataset import DatasetManifest
 from har_core.model.classifier import HarClipClassifier
 from har_core.training.launcher import run_training
 from har_core.training.trainer import EpochMetrics, TrainingResult
-from steps import (
+from har_zenml import (
     materializers,  # noqa: F401  (registers the materializers of this step's outputs)
     tracking,
 )
-from steps.names import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
-from steps.project_paths import in_project
-from steps.provenance import record_training_provenance
+from har_zenml.model_provenance import record_training_provenance
+from har_zenml.names import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
+from har_zenml.project_paths import in_project
 
 
 @step

@@ -169,14 +169,14 @@ def video_images(onnx_export_dir, synthetic_root):
 
 @pytest.fixture(scope="session")
 def bento_model(onnx_export_dir):
-    from bento.packaging import save_bento_model
+    from bento_ops.packaging import save_bento_model
 
     return save_bento_model(onnx_export_dir, model_name="har_clip_classifier", model_version="7")
 
 
 @pytest.fixture(scope="session")
 def onnx_bento(bento_model, serving_config):
-    from bento.packaging import build_bento
+    from bento_ops.packaging import build_bento
 
     return build_bento(str(bento_model.tag), "onnx", serving_config)
 
@@ -184,8 +184,8 @@ def onnx_bento(bento_model, serving_config):
 @pytest.fixture(scope="session")
 def container_image(bento_model, serving_config, tmp_path_factory):
     """The Bento (on the local bookworm base image) containerised with podman; skipped where podman cannot run."""
-    from bento.packaging import build_bento
-    from bento.podman import containerize, ensure_base_image, missing_container_tools, podman_env
+    from bento_ops.packaging import build_bento
+    from bento_ops.podman import containerize, ensure_base_image, missing_container_tools, podman_env
 
     missing = missing_container_tools()
     if missing:

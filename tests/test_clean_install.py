@@ -1,6 +1,6 @@
 """The README's two commands on a clean machine: a fresh Debian 12 root filesystem, a normal user, no pip settings.
 
-The root is the project's debootstrapped bookworm base image (bento/container/base_image.sh) plus make and git
+The root is the project's debootstrapped bookworm base image (bento_ops/container/base_image.sh) plus make and git
 (tests/install/clean_machine.Containerfile), run with podman. Nothing of this machine's pip configuration or wheel
 folders goes in; the package indexes are reached the way a user's network reaches them (the CA bundle of this
 network's TLS proxy is in the base image). PyTorch's CPU index, which cannot be reached from here, is stood in for
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from locks.declarations import current_target, lock_for
-from locks.sources import local_torch_wheel, locked_torch, pip_settings
+from locks.package_sources import local_torch_wheel, locked_torch, pip_settings
 from tests.conftest import PROJECT_ROOT
 from tests.required import skip_without
 
@@ -52,7 +52,7 @@ def _torch_wheel() -> Path:
 
 @pytest.fixture(scope="module")
 def clean_image():
-    from bento.podman import ensure_base_image, missing_container_tools, podman_env
+    from bento_ops.podman import ensure_base_image, missing_container_tools, podman_env
 
     missing = missing_container_tools()
     if missing:
@@ -111,7 +111,7 @@ def _project_copy(target: Path) -> Path:
 def _run(image: str, project: Path, script: str, env: dict[str, str], log: Path) -> subprocess.CompletedProcess:
     """`bash -c script` in the project as the container's normal user, on the host network, with nothing else of
     the host. The container is thrown away after each call; what the commands leave is in the project folder."""
-    from bento.podman import podman_env
+    from bento_ops.podman import podman_env
 
     mounts = ["-v", f"{project}:/home/user/har-clip"]
     variables = [item for key, value in env.items() for item in ("-e", f"{key}={value}")]

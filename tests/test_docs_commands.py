@@ -5,11 +5,11 @@ Which text is a command:
   that start with ``$ ``); a trailing backslash joins the next line, ``# comments`` and blank lines are dropped, and
   ``&&``, ``||``, ``;`` and ``|`` split a line into its commands;
 - an inline code span whose text starts with a command word of this project or its tools (``COMMAND_WORDS``:
-  ``python run.py``, ``python -m``, ``python benchmarks/``, ``make``, ``zenml``, ``bentoml``, ``dvc``, ``mlflow``,
-  ``wandb``, ``streamlit``, ``pip``, ``pytest``, ``podman``, ``docker``, ``kubectl``, ``bash``, ``curl``, ``git``,
-  ``source``), its whitespace collapsed (a span wrapped over two source lines is one command). A span that only
+  ``python run.py``, ``har-clip``, ``python -m``, ``python benchmarks/``, ``make``, ``zenml``, ``bentoml``, ``dvc``,
+  ``mlflow``, ``wandb``, ``streamlit``, ``pip``, ``pytest``, ``podman``, ``docker``, ``kubectl``, ``bash``, ``curl``,
+  ``git``, ``source``), its whitespace collapsed (a span wrapped over two source lines is one command). A span that only
   names a program (``run.py``, ``pipelines/multinode_training.py``) is prose, not a command.
-Leading ``VAR=value`` assignments are dropped (``HF_TOKEN=… python -m pipelines.publish …``). A token with ``<…>``,
+Leading ``VAR=value`` assignments are dropped (``HF_TOKEN=… python -m cli.publish_command …``). A token with ``<…>``,
 ``…`` or an all-caps word (``NAME``, ``JOB_DIR``) is a placeholder the reader fills in: a command holding one is
 checked up to its subcommands and option names (``--help`` appended) when its full parse fails on a value.
 
@@ -21,9 +21,9 @@ The dry form of each kind of command:
   fails.
 - ``python -m torch.distributed.run …``: torchrun's own ``parse_args``, and the module after ``-m`` must exist;
   ``python -m viewer …`` forwards to ``streamlit run viewer/app.py …`` and is checked as that.
-- ``zenml``/``bentoml``/``mlflow``/``wandb``/``streamlit`` (click) and ``dvc`` (argparse): the executable is in the
-  environment and the command line parses through its console-script entry point (subcommands resolved, options
-  validated), without invoking it.
+- ``har-clip``/``zenml``/``bentoml``/``mlflow``/``wandb``/``streamlit`` (click) and ``dvc`` (argparse): the executable
+  is in the environment and the command line parses through its console-script entry point (subcommands resolved,
+  options validated), without invoking it.
 - ``make <target> …``: ``make -n <target> …`` exits 0 (an unknown target fails).
 - ``bash script.sh`` and a shell script run by its path: the script exists (executable, when run by path) and
   ``bash -n`` accepts it.
@@ -70,6 +70,7 @@ DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 COMMAND_WORDS = (
     "python run.py",
+    "har-clip ",
     "python -m ",
     "python benchmarks/",
     "make ",
@@ -104,11 +105,12 @@ ALLOWED = {
     "cp": "copies the quick path's images into the reader's input folder for batch inference",
 }
 
-CLICK_TOOLS = {"zenml", "bentoml", "mlflow", "wandb", "streamlit"}
+CLICK_TOOLS = {"har-clip", "zenml", "bentoml", "mlflow", "wandb", "streamlit"}  # har-clip: ours (cli.main:cli)
 HOST_TOOLS = {"podman", "docker", "kubectl"}
-PROJECT_DIRS = {"configs", "bento", "benchmarks", "viewer", "stacks", "tests", "har_core", "pipelines", "steps", "docs"}
+PROJECT_PACKAGES = {"har_core", "har_zenml", "cli", "pipelines", "steps", "stacks", "bento", "bento_ops", "viewer"}
+PROJECT_PACKAGES |= {"benchmarks", "tests"}
+PROJECT_DIRS = PROJECT_PACKAGES | {"configs", "docs"}
 PROJECT_FILES = {"run.py", "params.yaml", "dvc.yaml", "mkdocs.yml", "Makefile", "pyproject.toml"}
-PROJECT_PACKAGES = {"har_core", "pipelines", "steps", "stacks", "bento", "viewer", "benchmarks", "tests"}
 # `python -m viewer ARGS` runs `streamlit run viewer/app.py ARGS` (viewer/__main__.py).
 FORWARDS = {"viewer": ["streamlit", "run", "viewer/app.py"]}
 
@@ -627,7 +629,7 @@ def test_extraction_finds_the_commands_it_should() -> None:
     assert "make quickstart" in texts and "make docs-build" in texts  # a bash block, comments dropped
     assert "python run.py --pipeline training --config configs/quickstart.yaml" in texts
     assert "zenml logout http://127.0.0.1:8237" in texts  # an inline span
-    assert "python -m pipelines.publish --repo-id me/har-clip" in texts  # HF_TOKEN=… dropped
+    assert "python -m cli.publish_command --repo-id me/har-clip" in texts  # HF_TOKEN=… dropped
     assert "git tag data-v1" in texts  # `&&` splits a line
     assert any(item.argv[0] == "#import" for item in SHOWN)
     assert "pipelines/multinode_training.py" not in texts and "run.py" not in texts

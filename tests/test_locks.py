@@ -20,7 +20,7 @@ from locks.declarations import (
     recorded_sha256,
     stale_locks,
 )
-from locks.sources import pip_settings, uv_source_args
+from locks.package_sources import pip_settings, uv_source_args
 from tests.conftest import PROJECT_ROOT
 
 CPU, GPU = LOCKS["cpu-dev-cluster-py311-linux-x86_64"], LOCKS["gpu-dev-cluster-py311-linux-x86_64"]
@@ -200,7 +200,7 @@ def _serve(directory, port_holder):
 
 
 def test_torch_comes_from_pytorchs_index_only_where_pips_sources_hold_no_cpu_wheel(tmp_path, monkeypatch):
-    from locks.sources import TORCH_CPU_INDEX, local_torch_wheel, torch_source_args
+    from locks.package_sources import TORCH_CPU_INDEX, local_torch_wheel, torch_source_args
 
     lock_text = CPU.path.read_text()
     version = pins(lock_text)["torch"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bento.podman import missing_container_tools
+from bento_ops.podman import missing_container_tools
 from tests.required import REQUIRED_IN_CI, skip_without
 
 

@@ -63,7 +63,7 @@ def test_real_config_offline_fails_fast_with_advice(monkeypatch, tmp_path):
 
 def test_default_config_is_the_real_training_config():
     assert run.DEFAULT_CONFIGS["training"] == PROJECT_ROOT / "configs" / "training.yaml"
-    from pipelines.run_config import load_training_run_config
+    from har_zenml.run_config import load_training_run_config
 
     parameters = load_training_run_config(run.DEFAULT_CONFIGS["training"])
     assert parameters.classifier.backbone == "openai/clip-vit-base-patch16"
@@ -115,7 +115,7 @@ def test_deployment_config_is_validated_up_front(tmp_path):
 
 
 def test_default_deployment_config_is_valid_and_help_shows_the_operations():
-    from pipelines.run_config import load_deployment_run_config
+    from har_zenml.run_config import load_deployment_run_config
 
     parameters = load_deployment_run_config(run.DEFAULT_CONFIGS["deployment"])
     assert parameters.deployment.model_version == "production" and parameters.deployment.format is None
@@ -123,3 +123,36 @@ def test_default_deployment_config_is_valid_and_help_shows_the_operations():
     assert "--command undeploy" in help_text and "--command rollback" in help_text
     assert "--pipeline undeploy" not in help_text  # commands, not ZenML pipelines
     assert _invoke("--pipeline", "undeploy").exit_code == 2  # not a pipeline
+
+
+def _console(*args: str, cwd: Path = PROJECT_ROOT):
+    """The installed `har-clip` console script (pyproject's [project.scripts]), run for real."""
+    import shutil
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("har-clip")
+    assert script.is_file(), (
+        f"no har-clip beside {sys.executable}: `make install` installs it ({shutil.which('har-clip')})"
+    )
+    return subprocess.run([str(script), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_the_console_script_lists_its_subcommands():
+    result = _console("--help")
+    assert result.returncode == 0, result.stderr
+    for subcommand in ("train", "deploy", "infer", "benchmark", "reproduce", "publish", "run", "register-stack"):
+        assert f"  {subcommand}" in result.stdout, subcommand
+    publish = _console("publish", "--help")  # a subcommand imported only when asked for
+    assert publish.returncode == 0 and "--repo-id" in publish.stdout
+
+
+def test_the_console_script_runs_the_same_checks_as_run_py_from_any_folder(tmp_path):
+    """`har-clip train` is run.py's command: the same refusal, word for word, also run outside the checkout."""
+    config = yaml.safe_load((PROJECT_ROOT / "configs" / "quickstart.yaml").read_text())
+    config["parameters"]["training"]["epocs"] = 3
+    path = _write(tmp_path, config)
+    result = _console("train", "--config", str(path), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "parameters.training.epocs" in result.stderr and "Extra inputs are not permitted" in result.stderr
+    assert _invoke("--config", str(path)).output.strip() == result.stderr.strip()

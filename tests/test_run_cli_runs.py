@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 import run
-from steps.names import DATASET_ARTIFACT, EVALUATION_REPORT_ARTIFACT, FINE_TUNED_EVALUATION_STEP
+from har_zenml.names import DATASET_ARTIFACT, EVALUATION_REPORT_ARTIFACT, FINE_TUNED_EVALUATION_STEP
 from tests.conftest import PROJECT_ROOT
 from tests.har_core.data.test_scan import write_images
 from tests.test_run_cli_data import folder_run_config

@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from steps import model_exports
-from steps.names import (
+from har_zenml import model_exports
+from har_zenml.names import (
     BENCHMARK_ARTIFACT,
     DATASET_ARTIFACT,
     EVALUATION_PREDICTIONS_ARTIFACT,
@@ -22,14 +22,14 @@ from steps.names import (
     PROMOTION_DECISION_ARTIFACT,
     PROVENANCE_METADATA_KEY,
     REPRODUCTION_METADATA_KEY,
+    TRAIN_STEP,
+    TRAINING_PIPELINE,
     TRAINING_RESULT_ARTIFACT,
     ZENML_MODEL_NAME,
 )
 
 logger = logging.getLogger(__name__)
 
-TRAINING_PIPELINE = "training_pipeline"
-TRAIN_STEP = "train_model"
 LATEST = "latest"  # ZenML's ModelStages.LATEST: the newest version, whatever its stage
 
 
@@ -206,10 +206,10 @@ def version_artifact(version, name: str) -> Any | None:
     return artifact.load() if artifact is not None else None
 
 
-def export_bundle(version):
+def version_exports(version):
     """The version's `ExportBundle` (one local directory per exported format), or None before export exists."""
     try:
-        return model_exports.export_bundle(version)
+        return model_exports.load_version_exports(version)
     except model_exports.ModelExportNotFoundError:
         return None
 

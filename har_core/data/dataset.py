@@ -46,7 +46,7 @@ class DatasetManifest(BaseModel):
     """Labels plus the images of each split, with what the data *is*: a sha256 per file and the source's revision.
 
     Record paths are relative to `root`, the folder that holds the images on the machine that reads them: the
-    artifact store carries the images between steps and sets `root` where it unpacked them (steps.materializers).
+    artifact store carries the images between steps and sets `root` where it unpacked them (har_zenml.materializers).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -77,6 +77,12 @@ class DatasetManifest(BaseModel):
         """
         content = self.model_dump(mode="json", include={"labels", "train", "val", "test"})
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+    def version_label(self) -> str:
+        """The dataset's version in one line: its content fingerprint, after the source's revision (DVC tag, HF
+        commit, synthetic settings) when it has one (the promotion record's `data_version`)."""
+        fingerprint = "sha256:" + self.fingerprint()[:16]
+        return f"{self.revision} {fingerprint}" if self.revision else fingerprint
 
     def class_counts(self) -> dict[str, dict[str, int]]:
         """Images per label in each split, for logs and dashboards."""

@@ -1,10 +1,4 @@
-"""Metrics, plots and the promotion rule."""
+"""Metrics, plots and the promotion rule.
 
-from typing import Any
-
-from har_core.legacy import moved_attribute
-
-
-def __getattr__(name: str) -> Any:
-    """Names of the old `har_core.evaluation` module (artifacts in existing ZenML stores record them)."""
-    return moved_attribute(__name__, name)
+Artifacts saved when this was one module still load: `har_zenml.legacy_paths` hands its old names on.
+"""

@@ -5,9 +5,7 @@ Pure logic (no ZenML): the promote step gathers the two reports, this module dec
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
@@ -97,28 +95,3 @@ def decide(
         f"{name} {score:.4f} does not beat production version {production_version} ({baseline:.4f}) by the margin "
         f"{config.margin} {where}"
     )
-
-
-def git_commit(cwd: str | Path | None = None) -> str | None:
-    """The commit the code ran from (with `+dirty` when the tree has changes), or None outside a git checkout."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("+dirty" if dirty else "")
-
-
-def data_version(manifest) -> str:
-    """The dataset's version: its content fingerprint (every file's sha256 and the splits), after the source's
-    revision (DVC tag, HF commit, synthetic settings) when it has one."""
-    fingerprint = "sha256:" + manifest.fingerprint()[:16]
-    return f"{manifest.revision} {fingerprint}" if manifest.revision else fingerprint

@@ -22,6 +22,7 @@ from PIL import Image
 from pydantic import BaseModel, model_validator
 
 from har_core.config import BenchmarkConfig
+from har_core.data.dataset import DatasetManifest
 from har_core.runtime.images import open_image
 from har_core.runtime.manifest import (
     CLASS_EMBEDDINGS_ROLE,
@@ -40,6 +41,11 @@ FormatStatusName = Literal["passed", "failed its gate", "export failed"]
 SHARED_ROLES = frozenset({CLASS_EMBEDDINGS_ROLE, MODEL_CARD_ROLE, TEXT_MODEL_ROLE, TOKENIZER_ROLE, PARITY_SET_ROLE})
 TENSORRT_ONNX_SOURCE_ROLE = "onnx_source"  # the ONNX graph a TensorRT engine was built from
 LabelledImage = tuple[str | Path, str]  # (image file, its label)
+
+
+def labelled_images(dataset: DatasetManifest, split: Literal["val", "test"]) -> list[LabelledImage]:
+    """(image file, label name) of every record of `split`: what accuracy through a format is measured on."""
+    return [(record.path, dataset.labels[record.label]) for record in dataset.split(split)]
 
 
 class BenchmarkRow(BaseModel):

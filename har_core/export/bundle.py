@@ -15,26 +15,21 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from har_core.config import ExportConfig
-from har_core.export.fusion import fuse_for_onnxruntime, graph_of, split_packed_attention
+from har_core.export.formats import EXPORTERS, ExportJob, FormatFiles
 from har_core.export.graphs import (
     CLASS_EMBEDDINGS_FILE,
     IMAGE_INPUT,
     IMAGE_OUTPUTS,
-    INT8_WEIGHTS,
     TEXT_INPUTS,
     TEXT_OUTPUT,
-    export_onnx_image_model,
     export_onnx_text_model,
-    export_torchscript,
-    quantize_onnx_int8,
     reference_outputs,
 )
 from har_core.model.classifier import HarClipClassifier
-from har_core.model.serving_graph import ImageModel
+from har_core.model.serving_graph import serving_modules
 from har_core.runtime.manifest import (
     CLASS_EMBEDDINGS_ROLE,
     MODEL_CARD_ROLE,
-    MODEL_ROLE,
     PARITY_SET_ROLE,
     TEXT_MODEL_ROLE,
     TOKENIZER_ROLE,
@@ -43,21 +38,19 @@ from har_core.runtime.manifest import (
     ExportManifest,
     FormatStatus,
     ModelSource,
-    OnnxGraph,
     TensorSpec,
     TextTowerSpec,
     describe_file,
 )
 from har_core.runtime.model_card import MODEL_CARD_FILE
 from har_core.runtime.parity import PARITY_SET_FILE, describe_parity, run_parity_gate, save_parity_set
-from har_core.runtime.tensorrt_engine import TensorRTUnavailableError, build_engine
+from har_core.runtime.tensorrt_engine import TensorRTUnavailableError
 
 logger = logging.getLogger(__name__)
 
 SHARED_DIR = "_shared"
 TEXT_MODEL_FILE = "text_model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-PYTORCH_DIR = "model"
 
 
 def export_bundle(
@@ -76,8 +69,10 @@ def export_bundle(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     classifier = classifier.eval().cpu()
-    reference = reference_outputs(classifier, parity_pixels)
-    shared = _write_shared_files(classifier, root / SHARED_DIR, config)
+    image_model, text_model = serving_modules(classifier, text_tower=config.text_tower)
+    job = ExportJob(classifier, image_model, text_model, classifier.model_card(), config)
+    reference = reference_outputs(image_model, parity_pixels)
+    shared = _write_shared_files(job, root / SHARED_DIR)
     if config.serving_parity_images:  # re-checked by the service where it runs (har_core.runtime.parity.recheck_parity)
         count = config.serving_parity_images
         subset = (reference[0][:count], reference[1][:count])
@@ -86,7 +81,7 @@ def export_bundle(
     for export_format in config.formats:
         directory = root / export_format
         try:
-            _export_one(classifier, export_format, directory, config, shared, source)
+            _export_format(job, export_format, directory, shared, source)
         except TensorRTUnavailableError as error:
             logger.warning("%s", error)
             shutil.rmtree(directory, ignore_errors=True)
@@ -106,19 +101,21 @@ def export_bundle(
     return bundle
 
 
-def _write_shared_files(classifier: HarClipClassifier, directory: Path, config: ExportConfig) -> dict[str, Path]:
+def _write_shared_files(job: ExportJob, directory: Path) -> dict[str, Path]:
     """Files every format carries: class embeddings, model card, and (optionally) the ONNX text tower."""
     directory.mkdir(parents=True, exist_ok=True)
-    embeddings = classifier.class_embeddings().detach().float().cpu().numpy()
+    classifier = job.classifier
     save_file(
-        {"class_embeddings": np.ascontiguousarray(embeddings)},
+        {"class_embeddings": np.ascontiguousarray(job.image_model.class_embeddings.numpy())},
         str(directory / CLASS_EMBEDDINGS_FILE),
         metadata={"labels": "\n".join(classifier.labels), "templates": "\n".join(classifier.templates)},
     )
-    classifier.model_card().save(directory)
+    job.model_card.save(directory)
     shared = {CLASS_EMBEDDINGS_ROLE: directory / CLASS_EMBEDDINGS_FILE, MODEL_CARD_ROLE: directory / MODEL_CARD_FILE}
-    if config.text_tower:
-        shared[TEXT_MODEL_ROLE] = export_onnx_text_model(classifier, directory / TEXT_MODEL_FILE, config.opset)
+    if job.text_model is not None:
+        text_model_path = directory / TEXT_MODEL_FILE
+        export_onnx_text_model(job.text_model, classifier.tokenizer, text_model_path, job.config.opset)
+        shared[TEXT_MODEL_ROLE] = text_model_path
         tokenizer_dir = directory / "tokenizer"
         classifier.tokenizer.save_pretrained(tokenizer_dir)
         shutil.copyfile(tokenizer_dir / TOKENIZER_FILE, directory / TOKENIZER_FILE)
@@ -126,14 +123,10 @@ def _write_shared_files(classifier: HarClipClassifier, directory: Path, config: 
     return shared
 
 
-def _export_one(
-    classifier: HarClipClassifier,
-    export_format: ExportFormat,
-    directory: Path,
-    config: ExportConfig,
-    shared: dict[str, Path],
-    source: ModelSource,
+def _export_format(
+    job: ExportJob, export_format: ExportFormat, directory: Path, shared: dict[str, Path], source: ModelSource
 ) -> ExportManifest:
+    """The format's exporter (`EXPORTERS`) into a fresh directory beside the shared files, then its manifest."""
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
@@ -141,70 +134,24 @@ def _export_one(
     for role, path in shared.items():
         _link_or_copy(path, directory / path.name)
         relative[role] = path.name
-    max_batch = None
-    notes: list[str] = []
-    graph = None
-    if export_format == "onnx":
-        path, graph = _onnx_graph(classifier, directory, "model.onnx", config)
-        relative[MODEL_ROLE] = path.name
-    elif export_format == "onnx-int8":
-        fp32, graph = _onnx_graph(classifier, directory, "model.fp32.onnx", config)
-        if graph is not None:  # the quantiser skips packed attention: give it the q/k/v MatMuls
-            split_packed_attention(fp32)
-        weight_type, reduce_range = INT8_WEIGHTS[config.int8_weights]
-        int8 = quantize_onnx_int8(fp32, directory / "model.int8.onnx", weight_type, reduce_range)
-        fp32.unlink()
-        relative[MODEL_ROLE] = int8.name
-        if graph is not None:
-            graph = graph_of(int8, graph)
-        notes.append(f"int8 weights: {config.int8_weights} (dynamic quantisation, per channel, uint8 activations)")
-    elif export_format == "torchscript":
-        relative[MODEL_ROLE] = export_torchscript(classifier, directory / "model.pt").name
-    elif export_format == "pytorch":
-        classifier.save(directory / PYTORCH_DIR)
-        for path in sorted((directory / PYTORCH_DIR).rglob("*")):
-            if path.is_file():
-                relative[f"{PYTORCH_DIR}:{path.relative_to(directory / PYTORCH_DIR)}"] = str(
-                    path.relative_to(directory)
-                )
-        relative[MODEL_ROLE] = f"{PYTORCH_DIR}/{MODEL_CARD_FILE}"
-    elif export_format == "tensorrt":
-        onnx_path = export_onnx_image_model(classifier, directory / "model.onnx", config.opset)
-        crop = classifier.preprocess_config.crop_size
-        engine = build_engine(
-            onnx_path,
-            directory / "model.engine",
-            crop,
-            config.tensorrt_max_batch,
-            config.tensorrt_fp16,
-            config.tensorrt_workspace_mib,
-        )
-        relative[MODEL_ROLE] = engine.name
-        relative["onnx_source"] = onnx_path.name
-        max_batch = config.tensorrt_max_batch
-    manifest = _manifest(classifier, export_format, directory, relative, shared, source, max_batch)
-    manifest = manifest.model_copy(update={"notes": (*manifest.notes, *notes), "graph": graph})
+    written = EXPORTERS[export_format](job, directory)
+    manifest = _manifest(job, export_format, directory, relative, written, shared, source)
     manifest.save(directory)
     return manifest
 
 
-def _onnx_graph(
-    classifier: HarClipClassifier, directory: Path, name: str, config: ExportConfig
-) -> tuple[Path, OnnxGraph | None]:
-    """The image model as ONNX at `directory/name`: fused for onnxruntime (with what was fused) or standard."""
-    path = directory / name
-    if config.onnx_graph == "standard":
-        return export_onnx_image_model(classifier, path, config.opset), None
-    standard = export_onnx_image_model(classifier, directory / "model.standard.onnx", config.opset)
-    try:
-        graph = fuse_for_onnxruntime(standard, path)
-    finally:
-        standard.unlink()
-    return path, graph
-
-
-def _manifest(classifier, export_format, directory, relative, shared, source, max_batch) -> ExportManifest:
-    crop = classifier.preprocess_config.crop_size
+def _manifest(
+    job: ExportJob,
+    export_format: ExportFormat,
+    directory: Path,
+    shared_files: dict[str, str],
+    written: FormatFiles,
+    shared: dict[str, Path],
+    source: ModelSource,
+) -> ExportManifest:
+    classifier = job.classifier
+    files = {**shared_files, **written.files}
+    crop = job.image_model.crop_size
     dim = int(classifier.clip.visual_projection.out_features)
     text_tower = None
     if TEXT_MODEL_ROLE in shared:
@@ -219,18 +166,20 @@ def _manifest(classifier, export_format, directory, relative, shared, source, ma
         labels=tuple(classifier.labels),
         templates=tuple(classifier.templates),
         preprocess=classifier.preprocess_config,
-        logit_scale=float(ImageModel(classifier).logit_scale),
+        logit_scale=float(job.image_model.logit_scale),
         embedding_dim=dim,
         inputs=(TensorSpec(name=IMAGE_INPUT, dtype="float32", shape=("batch", 3, crop, crop)),),
         outputs=(
             TensorSpec(name=IMAGE_OUTPUTS[0], dtype="float32", shape=("batch", dim)),
             TensorSpec(name=IMAGE_OUTPUTS[1], dtype="float32", shape=("batch", len(classifier.labels))),
         ),
-        max_batch_size=max_batch,
-        files={role: describe_file(directory, path) for role, path in relative.items()},
+        max_batch_size=written.max_batch_size,
+        files={role: describe_file(directory, path) for role, path in files.items()},
         text_tower=text_tower,
         source=source,
-        model_card=classifier.model_card(),
+        model_card=job.model_card,
+        notes=written.notes,
+        graph=written.graph,
     )
 
 

@@ -2,7 +2,8 @@
 
 onnxruntime's own transformer optimiser (`onnxruntime.transformers.optimizer`) matches the graphs of the older,
 TorchScript-based exporter and fuses nothing new in a `dynamo=True` graph; onnxscript's `optimize_for_ort` is
-written for dynamo graphs (benchmarks/formats.py measures both routes). The fused graph uses `com.microsoft`
+written for dynamo graphs (benchmarks/export/formats_bench.py measures both routes). The fused graph uses
+`com.microsoft`
 operators, which onnxruntime runs on CPU and CUDA; TensorRT builds from the standard graph.
 
 `optimize_for_ort` also fuses each residual add + LayerNorm into `SkipLayerNormalization`; onnxruntime's CPU kernel

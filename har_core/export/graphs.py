@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from har_core.model.classifier import HarClipClassifier
 from har_core.model.serving_graph import ImageModel, TextModel
 
 logger = logging.getLogger(__name__)
@@ -30,11 +29,9 @@ MAX_DYNAMIC_BATCH = 4096
 
 
 @torch.no_grad()
-def reference_outputs(
-    classifier: HarClipClassifier, pixels: np.ndarray, batch_size: int = 32
-) -> tuple[np.ndarray, np.ndarray]:
-    """The PyTorch model's (embeddings, logits) on `pixels`, in fp32 on the CPU: what every format must match."""
-    module = ImageModel(classifier).eval().cpu()
+def reference_outputs(module: ImageModel, pixels: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """The serving module's (embeddings, logits) on `pixels`, in fp32 on the CPU: what every format must match."""
+    module = module.eval().cpu()
     parts = [module(torch.from_numpy(pixels[i : i + batch_size])) for i in range(0, len(pixels), batch_size)]
     return torch.cat([p[0] for p in parts]).numpy(), torch.cat([p[1] for p in parts]).numpy()
 
@@ -53,12 +50,12 @@ def quiet_onnx_exporter() -> Iterator[None]:
             logger_.setLevel(level)
 
 
-def export_onnx_image_model(classifier: HarClipClassifier, path: Path, opset: int) -> Path:
-    """torch.onnx (dynamo) export with a dynamic batch axis, checked with `onnx.checker`."""
+def export_onnx_image_model(module: ImageModel, path: Path, opset: int) -> Path:
+    """torch.onnx (dynamo) export of the serving module with a dynamic batch axis, checked with `onnx.checker`."""
     import onnx
 
-    module = ImageModel(classifier).eval().cpu()
-    crop = classifier.preprocess_config.crop_size
+    module = module.eval().cpu()
+    crop = module.crop_size
     example = torch.zeros(2, 3, crop, crop)
     batch = torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH)
     with quiet_onnx_exporter():
@@ -76,13 +73,14 @@ def export_onnx_image_model(classifier: HarClipClassifier, path: Path, opset: in
     return path
 
 
-def export_onnx_text_model(classifier: HarClipClassifier, path: Path, opset: int) -> Path:
+def export_onnx_text_model(module: TextModel, tokenizer, path: Path, opset: int) -> Path:
+    """The text tower with dynamic batch and sequence axes (up to the tokenizer's length), checked like the image's."""
     import onnx
 
-    module = TextModel(classifier).eval().cpu()
-    tokens = classifier.tokenizer(["a photo of a person running.", "hi"], padding=True, return_tensors="pt")
+    module = module.eval().cpu()
+    tokens = tokenizer(["a photo of a person running.", "hi"], padding=True, return_tensors="pt")
     batch = torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH)
-    sequence = torch.export.Dim("sequence", min=2, max=int(classifier.tokenizer.model_max_length))
+    sequence = torch.export.Dim("sequence", min=2, max=int(tokenizer.model_max_length))
     with quiet_onnx_exporter():
         _onnx_export(
             module,
@@ -108,7 +106,8 @@ def _onnx_export(module: nn.Module, args: tuple, path: str, **options) -> None:
 # AVX2-only host than on an AVX-512 VNNI one: the quick model's top-1 agreement fell to 0.95-0.97 there.
 # uint8 weights (U8U8) are widened to int16 on every x86 path, so their integer sums are exact and the outputs are
 # the same bit for bit on AVX2 and VNNI hosts (measured under `qemu-x86_64 -cpu EPYC-Rome`; see
-# benchmarks/int8_settings.py). `reduce_range` (7-bit int8 weights) also avoids the saturation: faster, less accurate.
+# benchmarks/export/int8_settings.py). `reduce_range` (7-bit int8 weights) also avoids the saturation: faster, less
+# accurate.
 # The old U8S8 default stays reachable for that benchmark only.
 INT8_WEIGHTS: dict[str, tuple[str, bool]] = {  # export.int8_weights -> (QuantType name, reduce_range)
     "uint8": ("QUInt8", False),
@@ -139,10 +138,10 @@ def quantize_onnx_int8(source: Path, target: Path, weight_type: str = "QUInt8", 
     return target
 
 
-def export_torchscript(classifier: HarClipClassifier, path: Path) -> Path:
+def export_torchscript(module: ImageModel, path: Path) -> Path:
     """`torch.jit.trace` of the serving module; `torch.jit.load` rebuilds it without the Python class."""
-    module = ImageModel(classifier).eval().cpu()
-    crop = classifier.preprocess_config.crop_size
+    module = module.eval().cpu()
+    crop = module.crop_size
     with torch.no_grad():
         traced = torch.jit.trace(module, torch.zeros(2, 3, crop, crop), check_trace=False)
     traced.save(str(path))

@@ -1,7 +1,7 @@
 """The files a batch inference run reads: images and videos, by suffix, below a folder on some filesystem.
 
 A folder is anything that lists relative names, tells a file's size and reads its bytes: a local folder here, the
-artifact store's filesystem in the pipeline's step (steps/inference_inputs.py). Files of other kinds are counted and
+artifact store's filesystem in the pipeline's step (har_zenml/inference_inputs.py). Files of other kinds are counted and
 left alone; a folder with more than `max_files` images and videos is refused before anything is read. A local
 folder follows symbolic links only where they point inside it (folders and files alike; a link back to a folder
 above it is a loop); a link out of it, a loop, and a folder it cannot read are not read and are listed with the

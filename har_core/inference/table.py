@@ -3,7 +3,7 @@
 A run over a thousand one-hour videos is millions of rows; held as one table they took ~1.8 KB each. The writer
 keeps one chunk in memory, so memory does not depend on the number of files or frames, and the table is read back
 a chunk at a time (`frames()`), which the CSV export streams. `opener` is how a part is opened: `open` here, the
-artifact store's `fileio.open` where the parts were moved into the store (steps/materializers.py).
+artifact store's `fileio.open` where the parts were moved into the store (har_zenml/materializers.py).
 """
 
 from __future__ import annotations

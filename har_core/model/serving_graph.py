@@ -23,6 +23,7 @@ class ImageModel(nn.Module):
 
     def __init__(self, classifier: HarClipClassifier) -> None:
         super().__init__()
+        self.crop_size = classifier.preprocess_config.crop_size  # the square input side every export traces with
         self.vision_model = classifier.clip.vision_model
         self.visual_projection = classifier.clip.visual_projection
         with torch.no_grad():
@@ -46,6 +47,12 @@ class TextModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         pooled = self.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
         return F.normalize(self.text_projection(pooled), dim=-1)
+
+
+def serving_modules(classifier: HarClipClassifier, text_tower: bool = True) -> tuple[ImageModel, TextModel | None]:
+    """The image model and (when asked) the text tower, built once for everything an export traces and writes."""
+    text_model = TextModel(classifier).eval().cpu() if text_tower else None
+    return ImageModel(classifier).eval().cpu(), text_model
 
 
 def load_image_model(directory: str | Path) -> ImageModel:

@@ -75,12 +75,13 @@ class Predictor:
         directory = Path(directory)
         manifest = ExportManifest.load(directory)
         manifest.verify_files(directory)
+        model_path = manifest.path(directory, MODEL_ROLE)
         if require_parity and not manifest.deployable:
             reason = "it was never gated" if manifest.parity is None else "; ".join(manifest.parity.failures)
             raise ExportRejectedError(
                 f"The {manifest.format} export in {str(directory)!r} failed its parity gate: {reason}."
             )
-        backend = _build_backend(manifest, directory, device, threads)
+        backend = _build_backend(manifest, model_path, device, threads)
         return cls(manifest, directory, backend, threads)
 
     @property
@@ -230,12 +231,13 @@ BACKEND_LOADERS: dict[str, str] = {
 }
 
 
-def _build_backend(manifest: ExportManifest, directory: Path, device: DeviceName, threads: int | None) -> Backend:
+def _build_backend(manifest: ExportManifest, model_path: Path, device: DeviceName, threads: int | None) -> Backend:
+    """The format's loader from `BACKEND_LOADERS`, imported only when its format is loaded."""
     if manifest.format not in BACKEND_LOADERS:
         raise ExportError(f"Unknown export format {manifest.format!r}.")
     module_name, _, function = BACKEND_LOADERS[manifest.format].partition(":")
     loader = getattr(importlib.import_module(module_name), function)
-    return loader(manifest, manifest.path(directory, MODEL_ROLE), device, threads)
+    return loader(manifest, model_path, device, threads)
 
 
 def default_threads() -> int:

@@ -112,7 +112,8 @@ class ServingConfig(StrictConfig):
     default_top_k: int = Field(5, ge=1)
     workers: int = Field(1, ge=1)
     # serial: one model call at a time per worker, whichever route (bento/model_calls.py); parallel: /predict_batch,
-    # /classify and /predict_video call the model concurrently (benchmarks/serve.py --only fairness compares them)
+    # /classify and /predict_video call the model concurrently (benchmarks/serving/serve_bench.py --only fairness
+    # compares them)
     model_calls: Literal["serial", "parallel"] = "serial"
     threads: int | None = Field(None, ge=1)  # inference threads per worker; None: the runtime's default
     device: Literal["auto", "cpu", "cuda"] = "auto"

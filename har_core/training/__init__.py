@@ -1,10 +1,4 @@
-"""The training loop and everything that runs it: torchrun workers, DDP/FSDP, checkpoints."""
+"""The training loop and everything that runs it: torchrun workers, DDP/FSDP, checkpoints, precision.
 
-from typing import Any
-
-from har_core.legacy import moved_attribute
-
-
-def __getattr__(name: str) -> Any:
-    """Names of the old `har_core.training` module (artifacts in existing ZenML stores record them)."""
-    return moved_attribute(__name__, name)
+Artifacts saved when this was one module still load: `har_zenml.legacy_paths` hands its old names on.
+"""

@@ -22,8 +22,8 @@ from torch.utils.data import DistributedSampler
 
 from har_core.config import DistributedConfig
 from har_core.model.classifier import HarClipClassifier
-from har_core.model.device import Precision
 from har_core.runtime.device import DeviceChoice, resolve_device
+from har_core.training.precision import Precision
 
 if TYPE_CHECKING:
     from torch.distributed.fsdp import MixedPrecisionPolicy

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from har_core.runtime.device import resolve_device
 from har_core.training.checkpoint import ModelIdentity, resolve_resume
 from har_core.training.distributed import per_rank_batch_size, resolve_backend
 from har_core.training.job import BASE_MODEL_DIR, LOG_DIR, MANIFEST_FILE, TrainingJob
-from har_core.training.process_tree import die_with_parent
+from har_core.training.process_tree import die_with_parent, stop_process_tree
 from har_core.training.trainer import EpochMetrics, TrainingResult, train_classifier
 
 logger = logging.getLogger(__name__)
@@ -147,31 +146,9 @@ def run_workers(
             time.sleep(POLL_SECONDS)
         relay.poll()
     finally:
-        stop_process_group(process)
+        stop_process_tree(process, TERMINATE_GRACE_SECONDS, group=True)  # the workers die with torchrun
     if process.returncode != 0:
         raise WorkerFailedError(failure_message(Path(job_dir) / LOG_DIR, process.returncode))
-
-
-def stop_process_group(process: subprocess.Popen) -> None:
-    """SIGTERM the launcher's session, then SIGKILL whatever is left; the workers die with torchrun."""
-    for sig, grace in ((signal.SIGTERM, TERMINATE_GRACE_SECONDS), (signal.SIGKILL, 0.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and _group_alive(process.pid):
-            process.poll()
-            time.sleep(0.05)
-    process.wait()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def failure_message(log_dir: Path, returncode: int) -> str:

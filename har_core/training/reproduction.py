@@ -1,6 +1,6 @@
 """Reproduce a training run: what differs from its recorded provenance now, and how the rebuild compares.
 
-ZenML-free: `pipelines/reproduce.py` reads the records from the store and runs the pipeline; this module decides.
+ZenML-free: `cli/reproduce_command.py` reads the records from the store and runs the pipeline; this module decides.
 Bit for bit is promised only where it holds: CPU, one process, the same CPU model and flags and torch threads.
 Elsewhere (DDP, GPU, another CPU) metrics must agree within `ACCURACY_TOLERANCE` / `LOSS_TOLERANCE`.
 """

@@ -29,10 +29,10 @@ from har_core.data.dataset import ImageClassificationDataset, ImageRecord
 from har_core.data.decoded_cache import DecodedImages, decoded_images
 from har_core.evaluation.metrics import collect_logits
 from har_core.model.classifier import HarClipClassifier
-from har_core.model.device import Precision, resolve_precision
 from har_core.runtime.memory import return_large_frees_to_the_os
 from har_core.training import distributed
 from har_core.training.checkpoint import ModelIdentity, TrainerState, load_checkpoint, resolve_resume, save_checkpoint
+from har_core.training.precision import Precision, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,8 @@ class Trainer:
         if config.distributed.strategy == "fsdp":
             # FSDP gathers and frees each layer's full parameters every step; glibc would keep those freed blocks.
             # Only here: every large allocation, activations included, then costs an mmap of fresh zeroed pages (on
-            # CPU the Trainer ran at 0.73x a raw loop with it, 0.97x without: benchmarks/training.py --only loop).
+            # CPU the Trainer ran at 0.73x a raw loop with it, 0.97x without:
+            # benchmarks/training/training_bench.py --only loop).
             return_large_frees_to_the_os()
         self.context, self.device = distributed.setup(config.distributed, config.device)
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.baseline import for_baseline
+from benchmarks.shared.baseline import for_baseline
 from har_core.runtime.manifest import ExportManifest
 
 

@@ -17,12 +17,12 @@ AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 @pytest.fixture(scope="session", params=["bentoml-serve", pytest.param("container", marks=pytest.mark.container)])
 def server(request, tmp_path_factory):
-    from bento.server import BentoServer
+    from bento_ops.server import BentoServer
 
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = {"HAR_CLIP_API_TOKEN": API_TOKEN}
     if request.param == "container":
-        from bento.podman import ContainerServer
+        from bento_ops.podman import ContainerServer
 
         running = ContainerServer(request.getfixturevalue("container_image"), log, env=env)
     else:

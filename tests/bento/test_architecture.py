@@ -12,8 +12,11 @@ import sys
 
 from tests.conftest import PROJECT_ROOT
 
-BLOCKED = ("torch", "torchvision", "transformers", "zenml", "mlflow", "wandb", "dvc", "steps", "pipelines")
-# The Bento ships har_core.runtime only (bento/packaging.py: LIBRARY_FILES); the rest of har_core must not be needed.
+BLOCKED = (
+    *("torch", "torchvision", "transformers", "zenml", "mlflow", "wandb", "dvc"),
+    *("steps", "pipelines", "har_zenml", "cli", "bento_ops"),  # the layers above, and the tooling that never ships
+)
+# The Bento ships har_core.runtime only (bento_ops/packaging.py: LIBRARY_FILES); the rest of har_core is not needed.
 TRAINING_SIDE = tuple(
     f"har_core.{part}" for part in ("config", "data", "model", "training", "evaluation", "export", "preflight")
 )

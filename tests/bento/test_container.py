@@ -31,7 +31,7 @@ print(urllib.request.urlopen(request).status)
 
 
 def test_the_onnx_image_has_no_torch_and_says_its_size(container_image, tmp_path):
-    from bento.podman import ContainerServer, image_size_bytes
+    from bento_ops.podman import ContainerServer, image_size_bytes
 
     size = image_size_bytes(container_image)
     print(f"{container_image}: {size / 1e9:.2f} GB")
@@ -45,14 +45,14 @@ def test_the_onnx_image_has_no_torch_and_says_its_size(container_image, tmp_path
 
 
 def test_the_kubernetes_deployment_runs_under_podman_kube_play(container_image, tmp_path):
-    """bento/k8s/har-clip.yaml's Deployment with the test image: its securityContext (uid 1034, read-only root
+    """bento_ops/k8s/har-clip.yaml's Deployment with the test image: its securityContext (uid 1034, read-only root
     filesystem, emptyDirs where BentoML writes) is what the pod runs with, and a prediction succeeds in it. Ports
     are dropped (probes use the number) so nothing is published on the host: the check runs inside the pod.
     podman turns httpGet probes into `curl` health checks, which this curl-less image cannot run, so their state
     is not asserted (kubelet needs no curl)."""
-    from bento.podman import podman_env
+    from bento_ops.podman import podman_env
 
-    deployment = next(yaml.safe_load_all((PROJECT_ROOT / "bento" / "k8s" / "har-clip.yaml").read_text()))
+    deployment = next(yaml.safe_load_all((PROJECT_ROOT / "bento_ops" / "k8s" / "har-clip.yaml").read_text()))
     name = f"har-clip-kube-{container_image.rsplit(':', 1)[1][:8]}"
     deployment["metadata"]["name"] = name
     deployment["spec"]["replicas"] = 1
@@ -104,7 +104,7 @@ def test_the_kubernetes_deployment_runs_under_podman_kube_play(container_image, 
 
 def test_the_image_runs_as_bentomls_non_root_user(container_image):
     """What the manifests' `runAsUser: 1034` / `runAsNonRoot` rely on."""
-    from bento.podman import podman_env
+    from bento_ops.podman import podman_env
 
     def inspect(field: str) -> str:
         result = subprocess.run(
@@ -117,14 +117,14 @@ def test_the_image_runs_as_bentomls_non_root_user(container_image):
     command = ["podman", "run", "--rm", "--entrypoint", "id", container_image]
     ids = subprocess.run(command, env=podman_env(), capture_output=True, text=True)
     assert ids.stdout.startswith(f"uid={BENTO_UID}(bentoml) gid={BENTO_UID}(bentoml)"), ids.stdout + ids.stderr
-    manifest = next(yaml.safe_load_all((PROJECT_ROOT / "bento" / "k8s" / "har-clip.yaml").read_text()))
+    manifest = next(yaml.safe_load_all((PROJECT_ROOT / "bento_ops" / "k8s" / "har-clip.yaml").read_text()))
     assert manifest["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == BENTO_UID
 
 
 def test_sigterm_drains_the_request_in_flight_refuses_new_ones_and_exits_0(container_image, tmp_path):
     """`podman stop` (SIGTERM, as the kubelet sends) while a /predict request is in flight (its body half sent):
     that request still gets its 200, a new connection is refused, the container exits 0 well within the grace."""
-    from bento.podman import ContainerServer, podman_env
+    from bento_ops.podman import ContainerServer, podman_env
 
     server = ContainerServer(container_image, tmp_path / "container.log")
     try:

@@ -1,5 +1,6 @@
 """The served Bento under hostile input and faults (marked `slow`), on the session's servers: `bentoml serve` and
-(marked `container`) the podman image. The measurements are benchmarks/serve_faults.py's, which prints the figures
+(marked `container`) the podman image. The measurements are benchmarks/serving/serve_faults.py's, which prints the
+figures
 the README states; here each gets a generous safety bound, not a speed goal.
 
 - Decompression amplification: one-colour 62 Mpx PNGs, 200 kB each, sent at once: the serve tree's peak RSS stays
@@ -19,7 +20,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from benchmarks.serve_faults import amplification, kill_worker_under_load, mixed_requests
+from benchmarks.serving.serve_faults import amplification, kill_worker_under_load, mixed_requests
 from tests.bento.conftest import AUTH
 
 pytestmark = pytest.mark.slow
@@ -37,7 +38,7 @@ def _answers(server) -> bool:
 
 
 def _jpeg() -> bytes:
-    from benchmarks.serve_faults import jpeg
+    from benchmarks.serving.serve_faults import jpeg
 
     return jpeg(0)
 
@@ -51,7 +52,7 @@ def test_decompression_amplification_stays_within_its_memory_bound(server):
 
 
 def test_a_request_over_the_pixel_budget_is_a_413_naming_it(server):
-    from benchmarks.serve_faults import one_colour_png
+    from benchmarks.serving.serve_faults import one_colour_png
 
     png = one_colour_png(6000)  # 36 Mpx, ~100 kB: four of them are 144 Mpx, over 128 Mpx
     files = [("images", (f"{i}.png", png, "image/png")) for i in range(4)]
@@ -70,7 +71,7 @@ def test_a_thousand_mixed_requests_get_no_5xx_and_memory_stays_flat(server):
 
 
 def test_a_killed_worker_comes_back_and_only_in_flight_requests_fail(server):
-    from bento.podman import ContainerServer
+    from bento_ops.podman import ContainerServer
 
     in_container = isinstance(server, ContainerServer)
     pid_before = server.pid
@@ -91,7 +92,7 @@ def test_a_killed_worker_comes_back_and_only_in_flight_requests_fail(server):
 
 
 def test_eight_hostile_videos_at_once_get_4xx_and_leave_predict_answering(server, serving_config, tmp_path):
-    from benchmarks.serve_faults import hostile_video_corpus, hostile_videos
+    from benchmarks.serving.serve_faults import hostile_video_corpus, hostile_videos
 
     corpus = hostile_video_corpus(tmp_path, serving_config.video.max_bytes)
     result = hostile_videos(server.url, lambda: server.pid, AUTH, corpus)

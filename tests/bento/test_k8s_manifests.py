@@ -1,4 +1,4 @@
-"""The Kubernetes manifests under bento/k8s/ are valid against the API schemas and wire up as intended."""
+"""The Kubernetes manifests under bento_ops/k8s/ are valid against the API schemas and wire up as intended."""
 
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import yaml
 
 from tests.conftest import PROJECT_ROOT
 
-K8S_DIR = PROJECT_ROOT / "bento" / "k8s"
+K8S_DIR = PROJECT_ROOT / "bento_ops" / "k8s"
 K8S_VERSION = "1.30.0"
 MANIFESTS = {"cpu": K8S_DIR / "har-clip.yaml", "gpu": K8S_DIR / "har-clip-gpu.yaml"}
 
@@ -54,7 +54,7 @@ def test_probes_service_and_autoscaler_point_at_the_bento(variant):
 def test_pods_run_non_root_read_only_and_drain_within_their_grace_period(variant):
     """Non-root (BentoML's uid 1034), no privilege escalation, read-only root with emptyDirs where BentoML writes,
     a grace period that covers the preStop pause plus the serving timeout, and a PDB over the same pods."""
-    from bento.settings import load_serving_config
+    from bento.serving_config import load_serving_config
 
     documents = _documents(MANIFESTS[variant])
     pod = documents["Deployment"]["spec"]["template"]["spec"]

@@ -86,7 +86,7 @@ def test_every_binary_field_accepts_real_media_of_its_kind(server, synthetic_roo
 
     import requests
 
-    from bento.smoke import _clip
+    from bento_ops.smoke import _clip
     from tests.bento.conftest import AUTH
 
     spec = requests.get(f"{server.url}/docs.json", timeout=30).json()

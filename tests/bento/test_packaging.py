@@ -6,7 +6,7 @@ import bentoml
 import pytest
 from packaging.requirements import Requirement
 
-from bento.packaging import runtime_packages, save_bento_model
+from bento_ops.packaging import runtime_packages, save_bento_model
 from har_core.runtime.manifest import ExportManifest, ExportRejectedError
 
 
@@ -52,7 +52,7 @@ def test_a_gpu_bento_asks_for_cuda_and_onnxruntime_gpu(bento_model, serving_conf
 
     import yaml
 
-    from bento.packaging import build_bento
+    from bento_ops.packaging import build_bento
 
     bento = build_bento(str(bento_model.tag), "onnx", serving_config, gpu=True)
     requirements = (Path(bento.path) / "env" / "python" / "requirements.txt").read_text()

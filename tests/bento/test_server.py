@@ -13,13 +13,13 @@ from pathlib import Path
 import bentoml
 import pytest
 
-from bento.server import BentoServer, ServerError
+from bento_ops.server import BentoServer, ServerError
 
 
 @pytest.fixture
 def unreadable_model_tag(onnx_export_dir, tmp_path) -> str:
     """A stored model whose manifest gained a key this code does not know (an export from a newer version)."""
-    from bento.packaging import save_bento_model
+    from bento_ops.packaging import save_bento_model
 
     directory = tmp_path / "onnx"
     shutil.copytree(onnx_export_dir, directory)

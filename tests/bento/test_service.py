@@ -19,6 +19,7 @@ from har_core.runtime.images import open_image
 from har_core.runtime.labels import HAR_LABELS
 from har_core.runtime.predictor import Predictor
 from tests.bento.conftest import AUTH
+from tests.conftest import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +223,16 @@ def test_the_bento_packages_no_torch_for_onnx(onnx_bento):
     requirements = (Path(onnx_bento.path) / "env" / "python" / "requirements.txt").read_text()
     assert "onnxruntime==" in requirements and "bentoml==" in requirements
     assert not re.search(r"^(torch|transformers|zenml|mlflow|wandb|dvc)\b", requirements, re.M)
+
+
+def test_a_bento_ships_the_service_folder_and_the_runtime_only(onnx_bento):
+    """bento/ is what ships (its tooling is bento_ops/); of the library, har_core.runtime, not the ZenML side."""
+    source = Path(onnx_bento.path) / "src"
+    shipped = {str(path.relative_to(source)) for path in source.rglob("*.py")}
+    service = {f"bento/{path.name}" for path in (PROJECT_ROOT / "bento").glob("*.py")}
+    assert service <= shipped and "bento/service.py" in service
+    assert not any(name.startswith(("bento_ops/", "har_zenml/", "steps/", "pipelines/", "cli/")) for name in shipped)
+    library = {name for name in shipped if name.startswith("har_core/")}
+    assert library == {"har_core/__init__.py"} | {
+        f"har_core/runtime/{path.name}" for path in (PROJECT_ROOT / "har_core" / "runtime").glob("*.py")
+    }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from bento.smoke import SmokeTestError, smoke_test
+from bento_ops.smoke import SmokeTestError, smoke_test
 from tests.bento.conftest import API_TOKEN
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,7 @@ def test_a_working_server_passes_on_every_route(server):
 
 def test_a_release_whose_video_route_refuses_every_clip_fails_naming_the_route(onnx_bento, serving_config, tmp_path):
     """The same Bento, served with a video limit no clip fits: /predict still answers, the release must not pass."""
-    from bento.server import BentoServer
+    from bento_ops.server import BentoServer
 
     broken = serving_config.model_copy(update={"video": serving_config.video.model_copy(update={"max_bytes": 1024})})
     config = tmp_path / "serving.yaml"

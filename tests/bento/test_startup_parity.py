@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 import requests
 
-from bento.server import BentoServer, free_port, serve_command, start_server, stop_process_tree
-from bento.settings import write_serving_config
+from bento.serving_config import write_serving_config
+from bento_ops.server import BentoServer, free_port, serve_command, start_server
 from har_core.runtime.manifest import PARITY_SET_ROLE, ExportManifest, describe_file
 from har_core.runtime.parity import load_parity_set, save_parity_set
+from har_core.training.process_tree import stop_process_tree
 
 SERVICE = "bento.service:HarClipService"
 
@@ -28,7 +29,7 @@ SERVICE = "bento.service:HarClipService"
 @pytest.fixture(scope="module")
 def perturbed_model_tag(onnx_export_dir, tmp_path_factory) -> str:
     """The ONNX export with its reference logits rotated by one label (top-1 never agrees), re-hashed."""
-    from bento.packaging import save_bento_model
+    from bento_ops.packaging import save_bento_model
 
     directory = tmp_path_factory.mktemp("perturbed") / "onnx"
     shutil.copytree(onnx_export_dir, directory)

@@ -17,16 +17,14 @@ HAR_CORE = PROJECT_ROOT / "har_core"
 # modules are parts of their own; `runtime` is everything a deployed model needs and stands on nothing else.
 ALLOWED: dict[str, set[str]] = {
     "runtime": set(),
-    "legacy": set(),
     "locations": set(),
     "hub_probe": set(),
     "config": {"runtime"},
     "data": {"runtime", "config", "locations", "hub_probe"},
-    # The four stage packages named like an old module hand its names on through `legacy` (old artifact paths).
-    "model": {"runtime", "config", "legacy"},
-    "evaluation": {"runtime", "config", "data", "model", "legacy"},
-    "training": {"runtime", "config", "data", "model", "evaluation", "legacy"},
-    "export": {"runtime", "config", "model", "evaluation", "legacy"},
+    "model": {"runtime", "config"},
+    "evaluation": {"runtime", "config", "data", "model"},
+    "training": {"runtime", "config", "data", "model", "evaluation"},
+    "export": {"runtime", "config", "data", "model", "evaluation"},
     "inference": {"runtime", "config"},  # batch inference: a folder's images and videos through one export
     "preflight": {"config", "data", "model", "hub_probe"},
 }
@@ -105,7 +103,7 @@ def _run_blocked(blocked: tuple[str, ...], script: str) -> subprocess.CompletedP
 
 
 def test_har_core_imports_no_zenml_or_bentoml():
-    modules = [name for name in _all_modules() if name != "har_core.legacy"]
+    modules = _all_modules()
     assert "har_core.model.classifier" in modules and "har_core.training.trainer" in modules
     result = _run_blocked(
         ("zenml", "bentoml"), f"import importlib\nfor name in {modules!r}: importlib.import_module(name)\n"
@@ -117,7 +115,7 @@ def test_the_runtime_stands_without_torch_or_the_training_side():
     """What a deployed model needs imports neither torch nor transformers nor any other part of har_core."""
     runtime = [name for name in _all_modules() if name.startswith("har_core.runtime.")]
     assert {"har_core.runtime.predictor", "har_core.runtime.manifest", "har_core.runtime.preprocess"} <= set(runtime)
-    others = tuple(f"har_core.{part}" for part in ALLOWED if part not in ("runtime", "legacy"))
+    others = tuple(f"har_core.{part}" for part in ALLOWED if part != "runtime")
     script = f"import importlib\nfor name in {runtime!r}: importlib.import_module(name)\n"
     result = _run_blocked(("torch", "transformers", "torchvision", *others), script)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -142,7 +140,7 @@ def test_every_predictor_backend_loader_resolves():
 def test_the_pre_run_data_check_imports_no_torch():
     """run.py scans local data before any heavy import, so a data problem is reported in a second or two."""
     result = _run_blocked(
-        ("torch", "transformers", "zenml", "mlflow"), "import har_core.data.scan, pipelines.run_config\n"
+        ("torch", "transformers", "zenml", "mlflow"), "import har_core.data.scan, har_zenml.run_config\n"
     )
     assert result.returncode == 0, result.stderr[-2000:]
 

@@ -46,6 +46,6 @@ def run_training(zenml_client, config: Path, *args: str):
 
 def step_statuses(pipeline_run) -> dict[str, str]:
     """Status per step, leaving out promote_model: it runs on every run by design (production may have changed)."""
-    from steps.names import PROMOTE_STEP
+    from har_zenml.names import PROMOTE_STEP
 
     return {name: step.status.value for name, step in pipeline_run.steps.items() if name != PROMOTE_STEP}

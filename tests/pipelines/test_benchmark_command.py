@@ -8,7 +8,7 @@ import yaml
 from click.testing import CliRunner
 
 from har_core.runtime.settings import ExportFormatName
-from steps.names import BENCHMARK_ARTIFACT, BENCHMARK_STEP, EVALUATION_REPORT_ARTIFACT, FINE_TUNED_EVALUATION_STEP
+from har_zenml.names import BENCHMARK_ARTIFACT, BENCHMARK_STEP, EVALUATION_REPORT_ARTIFACT, FINE_TUNED_EVALUATION_STEP
 from tests.pipelines.pipeline_runs import run_training, tiny_config
 
 pytestmark = pytest.mark.slow

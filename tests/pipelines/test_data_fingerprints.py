@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from steps.names import DATASET_ARTIFACT
+from har_zenml.names import DATASET_ARTIFACT
 from tests.pipelines.pipeline_runs import run_training, step_statuses, tiny_config
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from har_core.evaluation.promotion import PRODUCTION_STAGE
-from steps.names import BENTO_ARTIFACT, PROJECT_SERVICE_NAME, ZENML_MODEL_NAME
+from har_zenml.names import BENTO_ARTIFACT, PROJECT_SERVICE_NAME, ZENML_MODEL_NAME
 from tests.conftest import PROJECT_ROOT
 from tests.pipelines.test_training_pipeline import quickstart_config_in
 
@@ -145,7 +145,7 @@ def test_deploy_rollback_and_undeploy(zenml_client, two_versions):
 
 def test_one_lookup_finds_a_versions_export_by_stage_number_or_format(zenml_client, two_versions):
     from har_core.runtime.manifest import ExportManifest
-    from steps.model_exports import ModelExportNotFoundError, export_directory, find_model_version
+    from har_zenml.model_exports import ModelExportNotFoundError, export_directory, find_model_version
 
     production = find_model_version(PRODUCTION_STAGE)
     # Each lookup copies the export out of the artifact store: the same files, by their recorded sha256.
@@ -168,15 +168,49 @@ OLD_TYPE_PATHS = {
     "trained_model": ("har_core.model", "HarClipClassifier"),  # now a package, custom materializer
     "dataset_manifest": ("har_core.dataset", "DatasetManifest"),
 }
+# ... and, before the materializers moved to har_zenml, this path for our materializers.
+OLD_MATERIALIZERS = {
+    "exports": "ExportBundleMaterializer",
+    "trained_model": "HarClipClassifierMaterializer",
+    "dataset_manifest": "DatasetManifestMaterializer",
+}
+LOAD_SCRIPT = """
+import sys
+from zenml.client import Client
+from zenml.utils import source_utils
+source_utils.set_custom_source_root({root!r})
+{prelude}
+for name, artifact_id in {ids!r}.items():
+    artifact = Client().get_artifact_version(artifact_id)
+    assert artifact.data_type.module.count('.') == 1, artifact.data_type
+    value = artifact.load()
+    print(name, type(value).__module__ + '.' + type(value).__name__)
+"""
 
 
-def test_artifacts_saved_under_old_module_paths_still_load(zenml_client, two_versions):
-    """Rewrite the stored type of some of production's artifacts to their pre-regroup paths; a fresh process loads
-    them (promotion re-scores production and rollback redeploys old versions from such stores)."""
-    import json
+def _load_in_fresh_process(ids: dict[str, str], prelude: str) -> dict[str, str]:
+    """name -> the loaded value's type, in a new interpreter that has imported only ZenML and `prelude`."""
     import os
     import subprocess
     import sys
+
+    script = LOAD_SCRIPT.format(root=str(PROJECT_ROOT), prelude=prelude, ids=ids)
+    environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return dict(line.split() for line in result.stdout.splitlines() if line.split()[0] in ids)
+
+
+def test_artifacts_saved_under_old_module_paths_still_load(zenml_client, two_versions):
+    """Rewrite the stored type (and our materializer) of some of production's artifacts to their old paths; fresh
+    processes load them (promotion re-scores production and rollback redeploys old versions from such stores).
+
+    The aliases live on the ZenML side (`har_zenml.legacy_paths`): `import har_core` installs nothing. Our old
+    materializer path installs them, since ZenML imports an artifact's materializer before its type; an artifact
+    stored with one of ZenML's own materializers (the pydantic evaluation report) needs `import har_zenml` first."""
+    import json
 
     from sqlalchemy import text
 
@@ -190,23 +224,21 @@ def test_artifacts_saved_under_old_module_paths_still_load(zenml_client, two_ver
                 text("UPDATE artifact_version SET data_type = :source WHERE id = :id"),
                 {"source": json.dumps(source), "id": artifacts[name].id.hex},
             )
+        for name, attribute in OLD_MATERIALIZERS.items():
+            source = {"module": "steps.materializers", "attribute": attribute, "type": "user"}
+            connection.execute(
+                text("UPDATE artifact_version SET materializer = :source WHERE id = :id"),
+                {"source": json.dumps(source), "id": artifacts[name].id.hex},
+            )
     ids = {name: str(artifacts[name].id) for name in OLD_TYPE_PATHS}
-    script = (
-        "from zenml.client import Client\n"
-        "from zenml.utils import source_utils\n"
-        f"source_utils.set_custom_source_root({str(PROJECT_ROOT)!r})\n"
-        f"for name, artifact_id in {ids!r}.items():\n"
-        "    artifact = Client().get_artifact_version(artifact_id)\n"
-        "    assert artifact.data_type.module.count('.') == 1, artifact.data_type\n"
-        "    value = artifact.load()\n"
-        "    print(name, type(value).__module__ + '.' + type(value).__name__)\n"
+    nothing_installed = (
+        "import har_core, har_core.model\n"
+        "assert not any(type(f).__name__ == 'LegacyPathFinder' for f in sys.meta_path)\n"
+        "assert 'har_zenml' not in sys.modules and not hasattr(har_core.model, 'HarClipClassifier')"
     )
-    environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    loaded = dict(line.split() for line in result.stdout.splitlines() if line.split()[0] in OLD_TYPE_PATHS)
+    custom = {name: ids[name] for name in OLD_MATERIALIZERS}
+    loaded = _load_in_fresh_process(custom, prelude=nothing_installed)
+    loaded |= _load_in_fresh_process({"evaluation_report": ids["evaluation_report"]}, prelude="import har_zenml")
     assert loaded == {
         "exports": "har_core.runtime.manifest.ExportBundle",
         "evaluation_report": "har_core.evaluation.metrics.EvaluationReport",

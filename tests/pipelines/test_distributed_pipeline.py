@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from har_core.training.checkpoint import RESUME_DIR
-from steps.names import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
+from har_zenml.names import TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
 from tests.har_core.training.distributed_helpers import processes_mentioning
 from tests.pipelines.test_training_pipeline import quickstart_config_in
 

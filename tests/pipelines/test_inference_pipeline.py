@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from zenml.io import fileio
 
 from har_core.inference.table import PredictionsTable
-from steps.names import INFERENCE_PLAN_ARTIFACT, PREDICT_FILES_STEP, PREDICTIONS_ARTIFACT
+from har_zenml.names import INFERENCE_PLAN_ARTIFACT, PREDICT_FILES_STEP, PREDICTIONS_ARTIFACT
 from tests.conftest import PROJECT_ROOT
 from tests.videos import encode_video, first_image, two_label_frames
 

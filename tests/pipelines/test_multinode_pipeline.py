@@ -1,6 +1,6 @@
 """The multi-node pipeline shape on the local stack: publish -> command step (one "pod") -> load -> evaluate.
 
-The command step runs through the local_process step operator, so the same steps.multinode_node entry the
+The command step runs through the local_process step operator, so the same har_zenml.multinode_node entry the
 Kubernetes pods run reads the job, loads model and data from their artifacts, trains under torchrun and uploads
 the result. That run records its provenance (the pod's machine: 2 DDP processes) and `run.py --reproduce`
 re-runs it through the same pipeline, compared within tolerance. The CLI refusals and the pod-variable parsing
@@ -11,21 +11,22 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from cli.multinode_command import main
 from har_core.runtime.provenance import TrainingProvenance
 from har_core.training.launcher import NodeSpec
-from pipelines.multinode_training import TRAIN_COMMAND_STEP, main
-from steps.multinode_node import (
+from har_zenml.multinode_node import (
     MAIN_ADDRESS_VARIABLE,
     MAIN_PORT_VARIABLE,
     NODE_INDEX_VARIABLE,
     POD_COUNT_VARIABLE,
     node_from_environment,
 )
-from steps.names import (
+from har_zenml.names import (
     EVALUATION_REPORT_ARTIFACT,
     FINE_TUNED_EVALUATION_STEP,
     PROVENANCE_METADATA_KEY,
     REPRODUCTION_METADATA_KEY,
+    TRAIN_COMMAND_STEP,
     TRAINED_MODEL_ARTIFACT,
 )
 from tests.conftest import CPU_LOCK, PROJECT_ROOT

@@ -1,7 +1,7 @@
 """The multi-node pipeline as a cluster runs it: two pods that share only the network and an S3 bucket.
 
 The stack: local orchestrator, S3 artifact store on a moto server (127.0.0.1), and the `separate_pods` step
-operator (tests/stacks/separate_pods.py): the command step runs as two `python -m steps.multinode_node` processes,
+operator (tests/stacks/separate_pods.py): the command step runs as two `python -m har_zenml.multinode_node` processes,
 each in its own working directory with its own `$HOME` and `$TMPDIR`, fed only ZenML's step-operator environment
 and the variables ZenML's Kubernetes step operator sets. The folder `load_data` read (and every dataset unpacked so
 far) is deleted before the second step starts; the publish step writes nothing locally for the pods: they load the
@@ -19,13 +19,18 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from cli.multinode_command import main
 from har_core.config import TrainingConfig
 from har_core.training.launcher import run_training
-from pipelines.multinode_training import main
+from har_zenml.names import (
+    BASE_MODEL_ARTIFACT,
+    DATASET_ARTIFACT,
+    TRAIN_COMMAND_STEP,
+    TRAINED_MODEL_ARTIFACT,
+    TRAINING_RESULT_ARTIFACT,
+)
 from stacks.register import ComponentSpec, FlavorSpec, SecretSpec, StackSpec, register_stack
 from stacks.servers import moto_s3_server
-from steps.multinode import TRAIN_COMMAND_STEP
-from steps.names import BASE_MODEL_ARTIFACT, DATASET_ARTIFACT, TRAINED_MODEL_ARTIFACT, TRAINING_RESULT_ARTIFACT
 from tests.har_core.training.distributed_helpers import kill_tree, max_difference, processes_mentioning, weights
 from tests.pipelines.pipeline_runs import tiny_config
 from tests.stacks import separate_pods

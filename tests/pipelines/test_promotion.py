@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from har_core.evaluation.promotion import ARCHIVED_STAGE, PRODUCTION_STAGE, STAGING_STAGE
-from steps.names import (
+from har_zenml.names import (
     BENCHMARK_ARTIFACT,
     EVALUATION_REPORT_ARTIFACT,
     EXPORTS_ARTIFACT,
@@ -198,8 +198,8 @@ def test_the_model_version_carries_metrics_exports_benchmark_and_decision(zenml_
 def test_the_production_model_publishes_locally_without_a_token(zenml_client, runs, tmp_path, monkeypatch):
     from huggingface_hub import ModelCard
 
+    from cli.publish_command import publish_model_version
     from har_core.export.publish import load_hub_folder
-    from pipelines.publish import publish_model_version
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     result = publish_model_version(MODEL_NAME, PRODUCTION_STAGE, "me/har-clip", tmp_path / "hub", private=True)

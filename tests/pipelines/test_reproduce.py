@@ -14,7 +14,7 @@ from PIL import Image
 from har_core.config import SyntheticDataConfig
 from har_core.data.synthetic import generate_synthetic_images
 from har_core.runtime.provenance import TrainingProvenance
-from steps.names import (
+from har_zenml.names import (
     DATASET_ARTIFACT,
     PROVENANCE_METADATA_KEY,
     REPRODUCTION_METADATA_KEY,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.run_config import ZENML_RUN_SETTINGS_KEYS
+from har_zenml.run_config import ZENML_RUN_SETTINGS_KEYS
 from tests.conftest import PROJECT_ROOT
 
 HEAVY_MODULES = ("torch", "transformers", "mlflow", "zenml", "datasets", "sklearn")
@@ -42,7 +42,7 @@ def test_a_config_typo_is_reported_without_heavy_imports(tmp_path):
     result, modules = _imported_modules("--config", str(path), cwd=tmp_path)
     assert result.returncode == 1
     assert "parameters.training.epocs: Extra inputs are not permitted" in result.stderr
-    assert "har_core.config" in modules and "pipelines.run_config" in modules  # the parse saw the imports
+    assert "har_core.config" in modules and "har_zenml.run_config" in modules  # the parse saw the imports
     heavy = sorted(name for name in modules if name.split(".")[0] in HEAVY_MODULES)
     assert heavy == []
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from har_core.config import ExportConfig
 from har_core.evaluation.promotion import PRODUCTION_STAGE
-from steps.names import (
+from har_zenml.names import (
     BASE_MODEL_ARTIFACT,
     BENCHMARK_ARTIFACT,
     BENCHMARK_STEP,

@@ -8,9 +8,9 @@ import urllib.request
 
 import pytest
 
-from bento.server import free_port
-from bento.smoke import smoke_test
-from steps.names import PROJECT_SERVICE_NAME
+from bento_ops.server import free_port
+from bento_ops.smoke import smoke_test
+from har_zenml.names import PROJECT_SERVICE_NAME
 from tests.conftest import PROJECT_ROOT
 
 

@@ -18,7 +18,7 @@ from zenml.integrations.kubernetes.manifest_utils import (
 from zenml.stack import Flavor
 
 from har_core.config import MultiNodeTrainingParameters, TrainingPipelineParameters
-from pipelines.run_config import load_training_run_config
+from har_zenml.run_config import load_training_run_config
 from stacks.register import expand, expansion_context, load_stack_spec
 from tests.conftest import PROJECT_ROOT
 
@@ -58,7 +58,7 @@ def test_the_train_pod_asks_for_gpus_and_shared_memory(name):
     pod = build_pod_manifest(
         pod_name=None,
         image_name="registry.example.com/har-clip:test",
-        command=["python", "-m", "steps.multinode_node"],
+        command=["python", "-m", "har_zenml.multinode_node"],
         args=[],
         privileged=False,
         pod_settings=settings.pod_settings,

@@ -7,8 +7,8 @@ from kubernetes import client as k8s_client
 from zenml.integrations.kubernetes.flavors.kubernetes_step_operator_flavor import KubernetesStepOperatorSettings
 from zenml.integrations.kubernetes.manifest_utils import build_pod_manifest
 
-from pipelines.run_config import check_zenml_run_settings, load_inference_run_config
-from steps.names import PREDICT_FILES_STEP
+from har_zenml.names import PREDICT_FILES_STEP
+from har_zenml.run_config import check_zenml_run_settings, load_inference_run_config
 from tests.conftest import PROJECT_ROOT
 
 CONFIG = PROJECT_ROOT / "configs" / "inference_gpu_cluster.yaml"

@@ -9,9 +9,9 @@ import mlflow
 import pytest
 import yaml
 
+from har_zenml.names import DATASET_ARTIFACT, FINE_TUNED_EVALUATION_STEP, TRAINING_RESULT_ARTIFACT
 from stacks.register import load_stack_spec, register_stack
 from stacks.servers import S3_CREDENTIALS, remote_store_servers
-from steps.names import DATASET_ARTIFACT, FINE_TUNED_EVALUATION_STEP, TRAINING_RESULT_ARTIFACT
 from tests.conftest import PROJECT_ROOT
 from tests.pipelines.pipeline_runs import run_training, tiny_config
 

@@ -35,7 +35,7 @@ def test_importing_the_viewer_creates_no_zenml_client(tmp_path):
     """Client look-ups happen when a page runs, never at import (a missing store must not break imports)."""
     store = tmp_path / "zenml"
     script = (
-        "import viewer.store, viewer.backends, viewer.charts, viewer.tables, viewer.settings, sys\n"
+        "import viewer.store, viewer.backends, viewer.charts, viewer.tables, viewer.session_settings, sys\n"
         "assert 'zenml.client' not in sys.modules, 'zenml.client imported'\n"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT), "ZENML_CONFIG_PATH": str(store)}

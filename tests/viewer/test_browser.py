@@ -182,7 +182,7 @@ def recognised_image(version, directory: Path):
 
     drawn = yaml.safe_load(tiny_run_config(directory).read_text())["parameters"]["data"]["synthetic"]
     root = generate_synthetic_images(directory / "drawn", HAR_LABELS, SyntheticDataConfig(**drawn))
-    predictor = Predictor.from_export(store.export_bundle(version).directory("onnx"))
+    predictor = Predictor.from_export(store.version_exports(version).directory("onnx"))
     best = None
     for label in HAR_LABELS:
         for path in sorted((root / label).glob("*.jpg")):

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 import pytest
 from PIL import Image
 
-from steps.names import PROMOTION_DECISION_ARTIFACT
+from har_zenml.names import PROMOTION_DECISION_ARTIFACT
 from tests.conftest import CPU_LOCK, PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -78,7 +78,7 @@ def test_predict_page_ranks_uploads_like_the_export_and_refuses_non_images(app, 
     image = png_bytes(wrong_image.path)
     at.file_uploader[0].set_value([("wrong.png", image, "image/png"), ("notes.txt", b"not an image", "text/plain")])
     at.run()
-    predictor = Predictor.from_export(store.export_bundle(version).directory("onnx"))
+    predictor = Predictor.from_export(store.version_exports(version).directory("onnx"))
     expected = predictor.predict([Image.open(io.BytesIO(image))], top_k=5)[0]
     assert texts(at.subheader) == [f"{expected[0].label} · {expected[0].score:.1%}"]
     assert expected[0].label == wrong_image.predicted_label  # the page shows the model's (wrong) answer
@@ -115,7 +115,7 @@ def test_a_video_upload_shows_the_segments_the_export_finds(app, viewer_run, syn
     at = app.run()
     at.file_uploader[0].set_value([("clip.webm", video, "video/webm"), ("cut.mp4", video[:500], "video/mp4")]).run()
     assert not at.exception
-    predictor = Predictor.from_export(store.export_bundle(version).directory("onnx"))
+    predictor = Predictor.from_export(store.version_exports(version).directory("onnx"))
     with VideoReader(video, ServingConfig().video, resize=predictor.manifest.preprocess.resize_shortest_edge) as reader:
         expected = score_video(predictor, reader)
     assert texts(at.subheader) == ["clip.webm · " + " → ".join(segment.label for segment in expected.segments)]
@@ -213,13 +213,13 @@ def test_mistakes_page_filters_by_class_pair(app, viewer_run, wrong_image):
 @pytest.fixture(scope="module")
 def bento_url(viewer_run, tmp_path_factory):
     """`bentoml serve` of the service in bento/ on the tiny run's ONNX export, with a bearer token."""
-    from bento.packaging import save_bento_model
-    from bento.server import BentoServer
+    from bento_ops.packaging import save_bento_model
+    from bento_ops.server import BentoServer
     from har_core.runtime.settings import API_TOKEN_ENV, BENTO_MODEL_ENV
     from viewer import store
 
     _, version = viewer_run
-    export_dir = store.export_bundle(version).directory("onnx")
+    export_dir = store.version_exports(version).directory("onnx")
     model = save_bento_model(export_dir, model_name=version.model.name, model_version=str(version.number))
     env = {BENTO_MODEL_ENV: str(model.tag), API_TOKEN_ENV: BENTO_TOKEN}
     log = tmp_path_factory.mktemp("viewer-bento") / "serve.log"
@@ -245,7 +245,7 @@ def test_predict_page_asks_a_running_bento(app, viewer_run, wrong_image, bento_u
     )
     image = png_bytes(wrong_image.path)
     at.file_uploader[0].set_value(("wrong.png", image, "image/png")).run()
-    local = Predictor.from_export(store.export_bundle(version).directory("onnx"))
+    local = Predictor.from_export(store.version_exports(version).directory("onnx"))
     expected = local.predict([Image.open(io.BytesIO(image))], top_k=5)[0]
     assert texts(at.subheader) == [f"{expected[0].label} · {expected[0].score:.1%}"]
     assert [row["label"] for row in chart_rows(at, 0)] == [p.label for p in expected]

@@ -9,7 +9,7 @@ import streamlit as st
 
 from har_core.runtime.images import InvalidImageError, open_image
 from viewer import store
-from viewer.settings import ViewerSettings
+from viewer.session_settings import ViewerSettings
 
 ANY = "(any)"
 COLUMNS = 4

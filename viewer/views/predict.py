@@ -18,7 +18,7 @@ from viewer.backends import (
     local_backend,
 )
 from viewer.charts import predictions_chart, timeline_chart
-from viewer.settings import ViewerSettings
+from viewer.session_settings import ViewerSettings
 
 settings = ViewerSettings.from_env()
 STAGES = [PRODUCTION_STAGE, STAGING_STAGE, store.LATEST]
@@ -32,7 +32,7 @@ def bento_backend(url: str, token: str | None, timeout_s: float) -> BentoBackend
 @st.cache_resource(show_spinner=False, max_entries=4)
 def cached_bundle(version_id: str):
     """The version's export bundle; loading it copies the exports out of the artifact store, so once per version."""
-    return store.export_bundle(store.client().get_model_version(store.ZENML_MODEL_NAME, version_id))
+    return store.version_exports(store.client().get_model_version(store.ZENML_MODEL_NAME, version_id))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from steps.names import FINE_TUNED_EVALUATION_STEP, ZERO_SHOT_EVALUATION_STEP
+from har_zenml.names import FINE_TUNED_EVALUATION_STEP, ZERO_SHOT_EVALUATION_STEP
 from viewer import store
 from viewer.charts import confusion_chart, history_chart, per_class_chart, per_class_frame
 from viewer.tables import benchmark_frame

@@ -131,7 +131,7 @@ def test_a_damaged_file_is_named(dvc_repo, tmp_path):
 
 @pytest.mark.slow
 def test_training_reruns_for_a_new_dvc_version_only(zenml_client, dvc_repo, tmp_path):
-    from steps.names import DATASET_ARTIFACT
+    from har_zenml.names import DATASET_ARTIFACT
     from tests.pipelines.pipeline_runs import run_training, step_statuses, tiny_config
 
     def config(rev: str) -> Path:

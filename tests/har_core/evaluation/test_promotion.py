@@ -5,12 +5,11 @@ from har_core.evaluation.metrics import compute_report
 from har_core.evaluation.promotion import (
     PRODUCTION_STAGE,
     STAGING_STAGE,
-    data_version,
     decide,
-    git_commit,
     label_set_mismatch,
     no_deployable_format,
 )
+from har_core.training.run_facts import git_commit
 from tests.conftest import PROJECT_ROOT
 
 LABELS = ["a", "b"]
@@ -76,6 +75,6 @@ def test_git_commit_and_data_version(tmp_path):
     from har_core.data.dataset import DatasetManifest
 
     manifest = DatasetManifest(labels=LABELS, root="/x", train=[], val=[], test=[])
-    assert data_version(manifest) == data_version(manifest.model_copy()) and data_version(manifest).startswith(
-        "sha256:"
-    )
+    assert manifest.version_label() == manifest.model_copy().version_label()
+    assert manifest.version_label().startswith("sha256:")
+    assert manifest.model_copy(update={"revision": "dvc:v1"}).version_label().startswith("dvc:v1 sha256:")

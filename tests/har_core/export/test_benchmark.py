@@ -9,6 +9,7 @@ from har_core.config import BenchmarkConfig
 from har_core.data.dataset import load_image
 from har_core.export.benchmark import accuracy_floor_failures, benchmark_bundle, sample_jpeg
 from har_core.export.graphs import reference_outputs
+from har_core.model.serving_graph import ImageModel
 from har_core.runtime.images import open_image
 from har_core.runtime.manifest import MODEL_ROLE, ExportBundle, FormatStatus
 from har_core.runtime.parity import run_parity_gate
@@ -34,7 +35,7 @@ def table(tiny_exports, labelled):
 
 def torch_accuracy(model, labelled) -> float:
     pixels = preprocess_batch([load_image(path) for path, _ in labelled], model.preprocess_config)
-    predicted = reference_outputs(model, pixels)[1].argmax(1).tolist()
+    predicted = reference_outputs(ImageModel(model), pixels)[1].argmax(1).tolist()
     return float(np.mean([model.labels[index] == label for index, (_, label) in zip(predicted, labelled, strict=True)]))
 
 
@@ -71,7 +72,7 @@ def test_a_format_that_failed_its_gate_is_measured_and_says_so(
     shutil.copytree(tiny_exports.directory("onnx-int8"), tmp_path / "onnx-int8")
     impossible = ParityThresholds(min_top1_agreement=1.0, max_abs_logit_diff=1e-9, min_embedding_cosine=1.0)
     result = run_parity_gate(
-        tmp_path / "onnx-int8", parity_pixels, reference_outputs(tiny_model, parity_pixels), impossible
+        tmp_path / "onnx-int8", parity_pixels, reference_outputs(ImageModel(tiny_model), parity_pixels), impossible
     )
     message = "parity gate failed: " + "; ".join(result.failures)
     status = FormatStatus(format="onnx-int8", directory="onnx-int8", deployable=False, message=message)

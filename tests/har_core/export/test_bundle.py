@@ -12,6 +12,7 @@ import torch
 from safetensors.numpy import load_file
 
 from har_core.config import ExportConfig
+from har_core.model.serving_graph import ImageModel
 from har_core.runtime.manifest import (
     CLASS_EMBEDDINGS_ROLE,
     MODEL_ROLE,
@@ -156,7 +157,7 @@ def test_a_perturbed_export_is_rejected_by_its_gate(tiny_exports, tiny_model, pa
     reference = (None, None)
     from har_core.export.graphs import reference_outputs
 
-    reference = reference_outputs(tiny_model, parity_pixels)
+    reference = reference_outputs(ImageModel(tiny_model), parity_pixels)
     result = run_parity_gate(directory, parity_pixels, reference, ExportConfig().gates["onnx"], device="cpu")
     assert not result.passed and result.failures
     with pytest.raises(ExportRejectedError, match="failed its parity gate"):
@@ -170,7 +171,9 @@ def test_gate_thresholds_come_from_config(tiny_exports, tiny_model, parity_pixel
     from har_core.export.graphs import reference_outputs
 
     impossible = ParityThresholds(min_top1_agreement=1.0, max_abs_logit_diff=1e-9, min_embedding_cosine=1.0)
-    result = run_parity_gate(directory, parity_pixels, reference_outputs(tiny_model, parity_pixels), impossible)
+    result = run_parity_gate(
+        directory, parity_pixels, reference_outputs(ImageModel(tiny_model), parity_pixels), impossible
+    )
     assert not result.passed and any("logit diff" in failure for failure in result.failures)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from har_core.export.fusion import fuse_for_onnxruntime, revert_skip_layer_norm, split_packed_attention
 from har_core.export.graphs import export_onnx_image_model
+from har_core.model.serving_graph import ImageModel
 from har_core.runtime.manifest import EXPORT_MANIFEST_FILE, MODEL_ROLE, ExportManifest, ModelSource
 from tests.conftest import random_init_export_config
 
@@ -105,7 +106,7 @@ def test_splitting_packed_attention_keeps_the_outputs(tiny_exports, parity_pixel
 
 
 def test_reverting_skip_layer_norm_keeps_the_outputs(tiny_model, parity_pixels, tmp_path):
-    standard = export_onnx_image_model(tiny_model, tmp_path / "standard.onnx", opset=18)
+    standard = export_onnx_image_model(ImageModel(tiny_model), tmp_path / "standard.onnx", opset=18)
     path = tmp_path / "fused.onnx"
     graph = fuse_for_onnxruntime(standard, path, keep_skip_layer_norm=True)
     fused = operators(path)["SkipLayerNormalization"]

@@ -57,16 +57,26 @@ def relative_difference(a: dict, b: dict, base: dict) -> float:
 
 
 def processes_mentioning(text: str) -> list[int]:
-    """PIDs of live processes whose command line contains `text` (checks that no worker outlived a launch)."""
+    """PIDs of live processes whose command line contains `text` (checks that no worker outlived a launch).
+
+    Under pytest-xdist only this worker's processes count: the other worker may be training at the same moment,
+    and its processes (orphans included) carry its own `PYTEST_XDIST_WORKER` in their environment."""
     found = []
+    ours = os.environ.get("PYTEST_XDIST_WORKER")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if text not in cmdline:
+                continue
+            environment = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if text in cmdline:
+        worker = next(
+            (item.split(b"=", 1)[1].decode() for item in environment if item.startswith(b"PYTEST_XDIST_WORKER=")), None
+        )
+        if ours is None or worker in (None, ours):
             found.append(int(entry.name))
     return found
 

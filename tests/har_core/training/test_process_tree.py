@@ -100,3 +100,49 @@ def test_killing_the_launching_process_leaves_no_worker(tiny_model, synthetic_ro
     finally:
         for pid in processes_mentioning(str(job_dir)):
             os.kill(pid, signal.SIGKILL)
+
+
+TREE_SCRIPT = """
+import os, signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL ends this one
+grandchild = subprocess.Popen(
+    [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"],
+    start_new_session=True,  # a session of its own, as BentoML's and torchrun's workers are: no group signal reaches it
+)
+print(grandchild.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_stop_process_tree_ends_every_descendant_and_keeps_the_exit_status(group):
+    from har_core.training.process_tree import descendants, stop_process_tree
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", TREE_SCRIPT], stdout=subprocess.PIPE, text=True, start_new_session=group
+    )
+    grandchild = int(process.stdout.readline())
+    assert descendants(process.pid) == [grandchild]
+    started = time.monotonic()
+    stop_process_tree(process, grace_s=0.5, group=group)
+    assert process.returncode == -signal.SIGKILL  # the SIGTERM was ignored, so SIGKILL after the grace period
+    assert time.monotonic() - started < 10
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{grandchild}") and time.monotonic() < deadline:  # init reaps the orphan
+        time.sleep(0.05)
+    status = (
+        Path(f"/proc/{grandchild}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if os.path.exists(f"/proc/{grandchild}")
+        else "gone"
+    )
+    assert status in ("gone", "Z"), status
+    process.stdout.close()
+
+
+def test_stop_process_tree_of_a_process_that_already_ended_returns_at_once():
+    from har_core.training.process_tree import stop_process_tree
+
+    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    process.wait()
+    stop_process_tree(process, grace_s=30, group=True)
+    assert process.returncode == 3

@@ -13,7 +13,6 @@ from har_core.data.scan import plan_image_folder
 from har_core.data.synthetic import generate_synthetic_images
 from har_core.runtime.model_card import HarClipModelCard
 from har_core.runtime.provenance import CodeVersion, DataVersion, LockVersion, MachineInfo
-from har_core.training.provenance import code_version, cpu_description, library_versions, lock_version
 from har_core.training.reproduction import (
     ACCURACY_TOLERANCE,
     code_drift,
@@ -24,6 +23,7 @@ from har_core.training.reproduction import (
     lock_drift,
     refusal,
 )
+from har_core.training.run_facts import code_version, cpu_description, library_versions, lock_version
 
 LABELS = ("calling", "clapping", "cycling")
 

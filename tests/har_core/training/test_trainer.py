@@ -4,8 +4,8 @@ import torch
 from har_core.config import SplitConfig, TrainingConfig
 from har_core.data.split import stratified_split
 from har_core.model.classifier import HarClipClassifier, build_classifier
-from har_core.model.device import Precision, resolve_precision
 from har_core.runtime.labels import HAR_LABELS
+from har_core.training.precision import Precision, resolve_precision
 from har_core.training.trainer import train_classifier
 from tests.har_core.data.folders import image_records
 
@@ -92,7 +92,8 @@ def test_with_no_augmentation_the_decoded_cache_trains_the_weights_of_decoding_e
 @pytest.mark.parametrize(("strategy", "returns_large_frees"), [("none", False), ("ddp", False), ("fsdp", True)])
 def test_only_fsdp_returns_large_frees_to_the_os(strategy, returns_large_frees, tiny_model, tmp_path, monkeypatch):
     """FSDP's per-layer gathers need glibc's fixed mmap threshold (its memory per rank); other strategies keep glibc's
-    default, as the threshold makes every large activation an mmap of fresh pages (benchmarks/training.py, loop)."""
+    default, as the threshold makes every large activation an mmap of fresh pages
+    (benchmarks/training/training_bench.py, loop)."""
     from har_core.config import DistributedConfig
     from har_core.training import distributed
     from har_core.training import trainer as trainer_module
