@@ -1,28 +1,42 @@
 """Log to every experiment tracker the active stack gave this step: MLflow and/or Weights & Biases.
 
 ZenML starts each tracker's run before the step body runs (`mlflow.active_run()`, `wandb.run`), so every
-function here logs to the trackers whose run is active and is a no-op on a stack without them.
+function here logs to the trackers whose run is active and is a no-op on a stack without them. Neither library is
+imported here: ZenML's tracker imports its library to open the run, so a process that never imported it has no run
+of it, and the steps' processes on a stack without that tracker skip its import (mlflow alone is ~1 s each).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import mlflow
-import wandb
 from PIL import Image
 from zenml import log_metadata
 
 MLFLOW, WANDB = "mlflow", "wandb"
 
 
+def _active_mlflow() -> ModuleType | None:
+    """mlflow, when a run of it is open in this process (ZenML's MLflow tracker imported it to open one)."""
+    mlflow = sys.modules.get(MLFLOW)
+    return mlflow if mlflow is not None and mlflow.active_run() is not None else None
+
+
+def _active_wandb() -> ModuleType | None:
+    """wandb, when a run of it is open in this process (ZenML's W&B tracker imported it to open one)."""
+    wandb = sys.modules.get(WANDB)
+    return wandb if wandb is not None and getattr(wandb, "run", None) is not None else None
+
+
 def active_trackers() -> list[str]:
     """Names of the trackers with a run open in this step."""
-    return [name for name, run in ((MLFLOW, mlflow.active_run()), (WANDB, wandb.run)) if run is not None]
+    return [name for name, module in ((MLFLOW, _active_mlflow()), (WANDB, _active_wandb())) if module is not None]
 
 
 # ZenML 0.98's MLflow tracker disables autologging for a fixed list of flavors before every tracked step; MLflow 3
@@ -49,18 +63,20 @@ silence_missing_fastai_flavor_warning()  # steps import this module in every pro
 
 
 def log_params(params: Mapping[str, Any]) -> None:
-    if mlflow.active_run() is not None:
+    mlflow, wandb = _active_mlflow(), _active_wandb()
+    if mlflow is not None:
         mlflow.log_params({key: str(value)[:6000] for key, value in params.items()})
-    if wandb.run is not None:
+    if wandb is not None:
         wandb.config.update(dict(params), allow_val_change=True)
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None, prefix: str = "") -> None:
     """Scalars; `step` (the epoch) makes them a per-step history, without it they are final values."""
     values = {f"{prefix}{key}": float(value) for key, value in metrics.items()}
-    if mlflow.active_run() is not None:
+    mlflow, wandb = _active_mlflow(), _active_wandb()
+    if mlflow is not None:
         mlflow.log_metrics(values, step=step)
-    if wandb.run is not None:
+    if wandb is not None:
         wandb.log(values, step=step)
         if step is None:
             wandb.run.summary.update(values)
@@ -68,17 +84,19 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None, prefix: s
 
 def log_image(image: Image.Image, file_name: str) -> None:
     """A plot; `file_name` (e.g. `evaluate_fine_tuned/confusion_matrix.png`) names it in both trackers."""
-    if mlflow.active_run() is not None:
+    mlflow, wandb = _active_mlflow(), _active_wandb()
+    if mlflow is not None:
         mlflow.log_image(image, artifact_file=file_name)
-    if wandb.run is not None:
+    if wandb is not None:
         wandb.log({Path(file_name).with_suffix("").as_posix(): wandb.Image(image)})
 
 
 def log_text(text: str, file_name: str) -> None:
     """A report file, stored as a run file in both trackers."""
-    if mlflow.active_run() is not None:
+    mlflow, wandb = _active_mlflow(), _active_wandb()
+    if mlflow is not None:
         mlflow.log_text(text, artifact_file=file_name)
-    if wandb.run is not None:
+    if wandb is not None:
         path = Path(wandb.run.dir) / file_name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -90,9 +108,10 @@ def log_table(rows: Sequence[Mapping[str, Any]], name: str) -> None:
     if not rows:
         return
     columns = list(rows[0])
-    if mlflow.active_run() is not None:
+    mlflow, wandb = _active_mlflow(), _active_wandb()
+    if mlflow is not None:
         mlflow.log_table({column: [row[column] for row in rows] for column in columns}, artifact_file=f"{name}.json")
-    if wandb.run is not None:
+    if wandb is not None:
         wandb.log({name: wandb.Table(columns=columns, data=[[row[column] for column in columns] for row in rows])})
 
 
@@ -103,9 +122,10 @@ def record_run_locations() -> None:
     offline run exists only as a local directory, so each tracker's location gets its own keys here.
     """
     metadata: dict[str, str] = {}
-    if mlflow.active_run() is not None:
+    mlflow, wandb = _active_mlflow(), _active_wandb()
+    if mlflow is not None:
         metadata["mlflow_tracking_uri"] = mlflow.get_tracking_uri()
-    if wandb.run is not None:
+    if wandb is not None:
         metadata |= {"wandb_mode": str(wandb.run.settings.mode), "wandb_run_dir": str(Path(wandb.run.dir).parent)}
     if metadata:
         log_metadata(metadata=metadata)
