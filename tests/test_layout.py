@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.conftest import PROJECT_ROOT
+from tests.layering import imported_modules, layer_order
 
 # What each top-level package may import of the others (every import statement, lazy ones too).
 ALLOWED: dict[str, set[str]] = {
@@ -41,13 +42,10 @@ def top_level_imports(tops: dict[str, set[str]] = ALLOWED, root: Path = PROJECT_
     edges: dict[str, set[str]] = {}
     for top in tops:
         for path in _sources(top) if root == PROJECT_ROOT else sorted((root / top).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text())):
-                names = [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
-                names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
-                for name in names:
-                    imported = name.split(".")[0]
-                    if imported in tops and imported != top:
-                        edges.setdefault(top, set()).add(imported)
+            for name in imported_modules(path):
+                imported = name.split(".")[0]
+                if imported in tops and imported != top:
+                    edges.setdefault(top, set()).add(imported)
     return edges
 
 
@@ -80,14 +78,7 @@ def test_packages_import_only_what_they_stand_on():
 
 
 def test_the_allowed_imports_have_no_circle():
-    order: list[str] = []
-    remaining = dict(ALLOWED)
-    while remaining:
-        ready = [top for top, needs in remaining.items() if needs <= set(order)]
-        assert ready, f"a circle among {sorted(remaining)}"
-        order += ready
-        for top in ready:
-            del remaining[top]
+    assert set(layer_order(ALLOWED)) == set(ALLOWED)
 
 
 def test_the_check_sees_a_lazy_import_upwards(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import importlib
 import pkgutil
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import har_core
 from tests.conftest import PROJECT_ROOT
+from tests.layering import imported_modules, layer_order
 
 HAR_CORE = PROJECT_ROOT / "har_core"
 # What each part of har_core may import from the others (lazy imports inside functions count too). Top-level
@@ -43,13 +43,10 @@ def har_core_imports() -> dict[str, set[str]]:
         source = _part(path)
         if source == "__init__":
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
-            for name in names:
-                parts = name.split(".")
-                if parts[0] == "har_core" and len(parts) > 1 and parts[1] != source:
-                    edges.setdefault(source, set()).add(parts[1])
+        for name in imported_modules(path):
+            parts = name.split(".")
+            if parts[0] == "har_core" and len(parts) > 1 and parts[1] != source:
+                edges.setdefault(source, set()).add(parts[1])
     return edges
 
 
@@ -65,14 +62,7 @@ def test_parts_import_only_what_they_stand_on():
 
 
 def test_the_allowed_imports_have_no_circle():
-    order: list[str] = []
-    remaining = dict(ALLOWED)
-    while remaining:
-        ready = [part for part, needs in remaining.items() if needs <= set(order)]
-        assert ready, f"a circle among {sorted(remaining)}"
-        order += ready
-        for part in ready:
-            del remaining[part]
+    assert set(layer_order(ALLOWED)) == set(ALLOWED)
 
 
 def test_the_layering_check_sees_a_wrong_import(tmp_path, monkeypatch):
