@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from har_core.runtime.predictor import Prediction, Predictor
+from har_core.runtime.predictor import Classification, Prediction, Predictor
 
 
 class SerialPredictor:
@@ -33,9 +33,22 @@ class SerialPredictor:
         with self._lock:
             return self._predictor.probabilities(pixels, labels)
 
+    def calibrated(
+        self, embeddings: np.ndarray, logits: np.ndarray, labels: Sequence[str] | None = None
+    ) -> tuple[list[str], np.ndarray]:
+        """Under the lock too: custom labels run the text tower (once per label set)."""
+        with self._lock:
+            return self._predictor.calibrated(embeddings, logits, labels)
+
     def predict_pixels(self, pixels: np.ndarray, top_k: int = 5, labels: Sequence[str] | None = None):
         with self._lock:
             return self._predictor.predict_pixels(pixels, top_k, labels)
 
+    def classify_pixels(
+        self, pixels: np.ndarray, top_k: int = 5, labels: Sequence[str] | None = None
+    ) -> list[Classification]:
+        with self._lock:
+            return self._predictor.classify_pixels(pixels, top_k, labels)
 
-__all__ = ["Prediction", "SerialPredictor"]
+
+__all__ = ["Classification", "Prediction", "SerialPredictor"]

@@ -2,7 +2,7 @@
 
 BentoML documents every API with 400/404/500 answers of its own exception schemas, and lists the internal batchable
 API too. What the service really answers: a JSON `{"error": "<message naming the limit>"}` (bento/guard.py makes
-every error body that shape, BentoML's own validation errors included) with the statuses below, and `/probabilities`
+every error body that shape, BentoML's own validation errors included) with the statuses below, and `/raw_outputs`
 is 404 from outside. Clients and fuzzers (schemathesis, tests/bento/test_openapi.py) read this document, so it must
 name each status the service can send.
 """

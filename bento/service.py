@@ -4,10 +4,15 @@
     bentoml serve har_clip:latest                        # a built Bento
 
 It imports neither ZenML, MLflow, W&B nor DVC, and for ONNX exports not torch either (tests/bento checks it).
-Single-image predictions go through BentoML's adaptive batching (`probabilities`, batchable) when other requests
-are in the model's path, and straight to the model when none is (nothing to batch with, so no batching wait and
-no hand-over); a request's decode, validation and top-k stay outside the batch, so one bad upload never fails its
-neighbours. The batcher receives each image as its uint8 crop (150 KB at 224 px) and normalises the batch.
+Single-image predictions go through BentoML's adaptive batching (`raw_outputs`, batchable) when other requests are
+in the model's path, and straight to the model when none is (nothing to batch with, so no batching wait and no
+hand-over); a request's decode, validation, calibration and top-k stay outside the batch, so one bad upload never
+fails its neighbours. The batcher receives each image as its uint8 crop (150 KB at 224 px) and normalises the batch.
+
+Every answer carries its verdict (`har_core.runtime.confidence`): the calibrated top-1 (`confidence`), whether it is
+too low to name an action (`abstained`: show "no action"; the ranked labels are still returned), and how unlike the
+training images the image is (`ood_score`, `out_of_distribution`), for monitoring to record. An export made before
+calibration existed still serves: nothing abstains and `ood_score` is null.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import bentoml
 import numpy as np
@@ -38,10 +43,11 @@ from bento.openapi import VIDEO_ROUTE_ERRORS, published_spec
 from bento.serving_config import bento_model_tag, load_serving_config
 from bento.video_route import VIDEO_MEDIA_TYPES, VideoLimitsError, VideoPredictResponse, score_upload, upload_limit
 from bento.watchdog import record_clean_exit, start_watchdog
+from har_core.runtime.confidence import NO_ACTION, Verdict
 from har_core.runtime.images import ImageTooLargeError, InvalidImageError
 from har_core.runtime.memory import return_large_frees_to_the_os
 from har_core.runtime.parity import recheck_parity
-from har_core.runtime.predictor import Prediction, Predictor
+from har_core.runtime.predictor import Classification, Prediction, Predictor, rank
 from har_core.runtime.preprocess import normalize
 from har_core.runtime.settings import API_TOKEN_ENV, BENTO_SERVICE_NAME
 
@@ -50,7 +56,7 @@ logger.setLevel(logging.INFO)  # BentoML's server logging keeps the root at WARN
 
 CONFIG = load_serving_config()
 # /predict requests the model ran on their own, skipping the batcher (nothing else was in the model's path); the
-# batched ones are BentoML's adaptive batch-size histogram of `probabilities`.
+# batched ones are BentoML's adaptive batch-size histogram of `raw_outputs`.
 DIRECT_MODEL_CALLS = Counter("har_clip_direct_model_calls", "/predict images run without the batcher (none pending)")
 
 
@@ -67,7 +73,7 @@ ClassifyTopK = Annotated[
     PositiveInt | None,
     Field(description="Default: 5, or every label when fewer; more than the labels sent returns them all."),
 ]
-INTERNAL_ROUTES = ("/probabilities",)
+INTERNAL_ROUTES = ("/raw_outputs",)
 CustomLabels = Annotated[list[str], Field(description='Your own label set (open vocabulary): ["juggling", "rowing"].')]
 _TEMP_PREFIX = re.compile(r"^tmp[a-z0-9_]{8}")
 DECODE_THREADS = 8  # requests decoding (or waiting for pixel budget) at once; the model's threads are apart
@@ -89,14 +95,33 @@ class ModelInfo(BaseModel):
     format: str
 
 
-class PredictResponse(BaseModel):
-    predictions: list[Prediction]
+CalibrationKind = Literal["own-labels", "zero-shot"]
+CALIBRATION_FIELD = Field(
+    description="Which fitted temperature and threshold made the probabilities and `abstained`: `own-labels` (the "
+    "model's labels) or `zero-shot` (custom labels: the zero-shot temperature, and a threshold chosen on validation "
+    "with the model's own labels); null: the export carries no calibration, so nothing abstains."
+)
+ABSTAIN_BELOW_FIELD = Field(description="The threshold `confidence` was held to; null without a calibration.")
+
+
+class PredictResponse(Verdict):
+    """The ranked labels and the verdict's flat fields (`abstained`, `confidence`, `ood_score`,
+    `out_of_distribution`)."""
+
+    predictions: list[Prediction] = Field(
+        description=f'Calibrated probabilities, best first; returned also when `abstained` ("{NO_ACTION}").'
+    )
+    calibration: CalibrationKind | None = CALIBRATION_FIELD
+    abstain_below: float | None = ABSTAIN_BELOW_FIELD
     model: ModelInfo
     inference_ms: float = Field(description="Model time for this request, batching wait included.")
 
 
 class BatchPredictResponse(BaseModel):
     predictions: list[list[Prediction]] = Field(description="One ranked list per uploaded image, in upload order.")
+    verdicts: list[Verdict] = Field(description="One verdict per uploaded image, in upload order.")
+    calibration: CalibrationKind | None = CALIBRATION_FIELD
+    abstain_below: float | None = ABSTAIN_BELOW_FIELD
     model: ModelInfo
     inference_ms: float
 
@@ -163,8 +188,9 @@ class HarClipService:
         self.video_workers.shutdown(wait=False, cancel_futures=True)
 
     @bentoml.api(batchable=True, max_batch_size=CONFIG.max_batch_size, max_latency_ms=CONFIG.max_latency_ms)
-    def probabilities(self, crops: list[str]) -> list[list[float]]:
-        """Internal (the guard refuses outside calls): probabilities over the model's labels, adaptively batched.
+    def raw_outputs(self, crops: list[str]) -> list[list[list[float]]]:
+        """Internal (the guard refuses outside calls): per image, [image embedding, raw logits over the model's
+        labels], adaptively batched; the caller calibrates them (the out-of-distribution score reads both).
 
         Each item is one image's centre crop, uint8 (crop, crop, 3), base64: BentoML's self-proxy speaks JSON; the
         uint8 crop is a quarter of the float32 model input (200 KB of base64 at 224 px instead of 800 KB), and the
@@ -172,13 +198,15 @@ class HarClipService:
         """
         crop = self.predictor.manifest.preprocess.crop_size
         batch = np.stack([np.frombuffer(base64.b64decode(item), np.uint8).reshape(crop, crop, 3) for item in crops])
-        return self._run_model(batch).tolist()
+        embeddings, logits = self._run_model(batch)
+        return [[embedding, row] for embedding, row in zip(embeddings.tolist(), logits.tolist(), strict=True)]
 
-    def _run_model(self, crops: np.ndarray) -> np.ndarray:
-        """Probabilities for uint8 crops; one call at a time, so a direct call and a batch never split the CPUs."""
+    def _run_model(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings, raw logits) for uint8 crops; one call at a time, so a direct call and a batch never split
+        the CPUs."""
         pixels = normalize(crops, self.predictor.manifest.preprocess)
         with self.model_lock:
-            return self.predictor.probabilities(pixels)[1]
+            return self.predictor.run(pixels)
 
     @bentoml.api
     async def predict(self, image: Path, top_k: TopK = CONFIG.default_top_k) -> PredictResponse:
@@ -189,17 +217,16 @@ class HarClipService:
         except BadRequest as error:
             return _error(error)
         started = time.perf_counter()
-        probabilities = await self._batched_probabilities(crops)
+        embeddings, logits = await self._batched_outputs(crops)
+        # off the event loop: the Mahalanobis out-of-distribution score is milliseconds of numpy at 512 dimensions
+        answers = await asyncio.to_thread(_own_label_answers, self.predictor, embeddings, logits, top_k)
         elapsed = (time.perf_counter() - started) * 1000
-        return PredictResponse(
-            predictions=_top_k(self.predictor.labels, probabilities[0], top_k),
-            model=self.model_info,
-            inference_ms=elapsed,
-        )
+        return self._response(answers[0], False, elapsed)
 
     @bentoml.api
     async def predict_batch(self, images: list[Path], top_k: TopK = CONFIG.default_top_k) -> BatchPredictResponse:
-        """Rank the model's labels for several uploaded images (repeated multipart field `images`)."""
+        """Rank the model's labels for several uploaded images (repeated multipart field `images`); `verdicts` holds
+        each image's abstention and out-of-distribution fields, in upload order."""
         try:
             if len(images) > CONFIG.max_batch_images:
                 raise BadRequest(400, f"{len(images)} images sent; the limit is {CONFIG.max_batch_images} per call.")
@@ -208,9 +235,17 @@ class HarClipService:
         except BadRequest as error:
             return _error(error)
         started = time.perf_counter()
-        ranked = await asyncio.to_thread(self.serial.predict_pixels, pixels, top_k)
+        answers = await asyncio.to_thread(self.serial.classify_pixels, pixels, top_k)
         elapsed = (time.perf_counter() - started) * 1000
-        return BatchPredictResponse(predictions=ranked, model=self.model_info, inference_ms=elapsed)
+        kind, threshold = self._calibration_used(custom_labels=False)
+        return BatchPredictResponse(
+            predictions=[answer.predictions for answer in answers],
+            verdicts=[answer.verdict for answer in answers],
+            calibration=kind,
+            abstain_below=threshold,
+            model=self.model_info,
+            inference_ms=elapsed,
+        )
 
     @bentoml.api
     async def classify(
@@ -219,7 +254,11 @@ class HarClipService:
         labels: CustomLabels,
         top_k: ClassifyTopK = None,
     ) -> PredictResponse:
-        """Rank labels given in the request for one image: the text tower embeds them (cached per label set)."""
+        """Rank labels given in the request for one image: the text tower embeds them (cached per label set).
+
+        Custom labels are calibrated by the zero-shot temperature and abstain below a threshold chosen on validation
+        with the model's own labels (`calibration: "zero-shot"`, `abstain_below` in the answer); the model's own
+        labels, sent as they are, are answered as `/predict` answers them (`"own-labels"`)."""
         try:
             labels = self._check_labels(labels)
             self._check_top_k(top_k or 1, CONFIG.max_custom_labels)
@@ -228,14 +267,15 @@ class HarClipService:
         except BadRequest as error:
             return _error(error)
         started = time.perf_counter()
-        ranked = await asyncio.to_thread(self.serial.predict_pixels, pixels, top_k, labels)
+        answers = await asyncio.to_thread(self.serial.classify_pixels, pixels, top_k, labels)
         elapsed = (time.perf_counter() - started) * 1000
-        return PredictResponse(predictions=ranked[0], model=self.model_info, inference_ms=elapsed)
+        return self._response(answers[0], labels != self.predictor.labels, elapsed)
 
     @bentoml.api
     async def predict_video(self, video: Path, top_k: TopK = CONFIG.default_top_k) -> VideoPredictResponse:
         """Action segments and every sampled frame's top labels for one uploaded video (multipart field `video`;
-        MP4/MOV, Matroska/WebM, AVI, MPEG or Ogg; limits and sampling: `/metadata`'s `limits.video`)."""
+        MP4/MOV, Matroska/WebM, AVI, MPEG or Ogg; limits and sampling: `/metadata`'s `limits.video`). Where the
+        smoothed confidence is below `abstain_below`, segments (and their frames' `smoothed_label`) are "no action"."""
         if self.videos_in_flight >= VIDEOS_IN_FLIGHT:
             return _error(BadRequest(503, f"{VIDEOS_IN_FLIGHT} videos are being scored; retry later."), RETRY_AFTER_S)
         self.videos_in_flight += 1
@@ -259,8 +299,11 @@ class HarClipService:
 
     @bentoml.api
     def metadata(self) -> dict[str, Any]:
-        """The served model: labels, prompt templates, version, format, preprocessing, parity and request limits."""
+        """The served model: labels, prompt templates, version, format, preprocessing, parity, calibration (its
+        temperatures and thresholds, and its figures on the test split; null for an export made before calibration)
+        and request limits."""
         manifest = self.predictor.manifest
+        calibration = self.predictor.calibration
         return {
             "model": self.model_info.model_dump(),
             "bento_model": str(self.bento_model.tag),
@@ -270,6 +313,8 @@ class HarClipService:
             "preprocess": manifest.preprocess.model_dump(mode="json"),
             "parity": manifest.parity.model_dump(mode="json") if manifest.parity else None,
             "startup_parity": self.startup_parity,
+            "calibration": calibration.model_dump(mode="json") if calibration else None,
+            "calibration_metrics": manifest.model_card.calibration_metrics,
             "limits": CONFIG.model_dump(
                 include={
                     "max_request_bytes",
@@ -285,7 +330,25 @@ class HarClipService:
             "auth_required": bool(os.environ.get(API_TOKEN_ENV)),
         }
 
-    async def _batched_probabilities(self, crops: np.ndarray) -> np.ndarray:
+    def _response(self, answer: Classification, custom_labels: bool, elapsed_ms: float) -> PredictResponse:
+        kind, threshold = self._calibration_used(custom_labels)
+        return PredictResponse(
+            **answer.verdict.model_dump(),
+            predictions=answer.predictions,
+            calibration=kind,
+            abstain_below=threshold,
+            model=self.model_info,
+            inference_ms=elapsed_ms,
+        )
+
+    def _calibration_used(self, custom_labels: bool) -> tuple[CalibrationKind | None, float | None]:
+        """Which calibration an answer over own or custom labels was judged by, and its threshold."""
+        calibration = self.predictor.calibration
+        if calibration is None:
+            return None, None
+        return ("zero-shot" if custom_labels else "own-labels"), calibration.threshold_for(custom_labels)
+
+    async def _batched_outputs(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Alone in the model's path, straight to the model: there is nothing to batch with, and BentoML's batcher
         would add its wait and a JSON round trip through its self-proxy. Otherwise through the self-proxy, so
         concurrent requests share model calls (adaptive batching)."""
@@ -296,7 +359,9 @@ class HarClipService:
                 DIRECT_MODEL_CALLS.inc(len(crops))
                 return await asyncio.to_thread(self._run_model, crops)
             encoded = [base64.b64encode(np.ascontiguousarray(crop).tobytes()).decode() for crop in crops]
-            return np.asarray(await client.probabilities(encoded))
+            outputs = await client.raw_outputs(encoded)  # float32 values: exact through JSON
+            embeddings = np.asarray([item[0] for item in outputs], dtype=np.float32)
+            return embeddings, np.asarray([item[1] for item in outputs], dtype=np.float32)
         finally:
             self.in_model_path -= 1
 
@@ -364,9 +429,17 @@ def _startup_parity(predictor: Predictor) -> dict[str, Any]:
     return summary
 
 
-def _top_k(labels: list[str], probabilities: np.ndarray, top_k: int) -> list[Prediction]:
-    order = np.argsort(-probabilities, kind="stable")[:top_k]
-    return [Prediction(label=labels[i], score=float(probabilities[i])) for i in order]
+def _own_label_answers(
+    predictor: Predictor, embeddings: np.ndarray, logits: np.ndarray, top_k: int
+) -> list[Classification]:
+    """Answers over the model's own labels from raw outputs (`raw_outputs`, or a direct model call): calibrated
+    probabilities and verdicts, as `Predictor.classify_pixels` makes them."""
+    names, probabilities = predictor.calibrated(embeddings, logits)
+    judged = predictor.verdicts(probabilities, predictor.ood_scores(embeddings, logits), custom_labels=False)
+    return [
+        Classification(predictions=rank(names, row, top_k), verdict=verdict)
+        for row, verdict in zip(probabilities, judged, strict=True)
+    ]
 
 
 def _upload_name(path: Path) -> str:

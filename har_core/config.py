@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from har_core.runtime.confidence import OodScoreName
 from har_core.runtime.labels import DEFAULT_TEMPLATES, build_prompts
 from har_core.runtime.settings import ExportFormatName, ParityThresholds, ServingConfig, StrictConfig, VideoConfig
 
@@ -182,13 +183,45 @@ class TrainingConfig(StrictConfig):
     compile: bool = False
 
 
+class CalibrationConfig(StrictConfig):
+    """How the fine-tuned model's confidences are calibrated after training (docs/confidence.md).
+
+    Temperatures are fitted by NLL on `split` (None: the split evaluation does not score; never the evaluated one,
+    whose figures would then report their own fit); `coverage` is the share of that split's
+    images the abstention thresholds answer; `ood_in_distribution` the share of them the out-of-distribution
+    threshold calls in distribution."""
+
+    enabled: bool = True
+    split: Literal["val", "test"] | None = None
+    coverage: float = Field(0.95, gt=0, le=1)
+    ood_score: OodScoreName = "mahalanobis"
+    ood_in_distribution: float = Field(0.95, gt=0, lt=1)
+    ood_fit_images: int = Field(4096, ge=1)  # train images (a seeded sample) the mahalanobis statistics come from
+    zero_shot_subsets: int = Field(4, ge=1)  # random custom-label sets per image for the zero-shot temperature
+    seed: int = 0
+
+
 class EvaluationConfig(StrictConfig):
-    """Which split to score and how."""
+    """Which split to score and how, and how confidences are calibrated first."""
 
     split: Literal["val", "test"] = "test"
     batch_size: int = Field(128, ge=1)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     num_workers: int = Field(2, ge=0)
+    calibration: CalibrationConfig = CalibrationConfig()
+
+    @property
+    def calibration_split(self) -> Literal["val", "test"]:
+        return self.calibration.split or ("val" if self.split == "test" else "test")
+
+    @model_validator(mode="after")
+    def _calibrated_elsewhere(self) -> EvaluationConfig:
+        if self.calibration.enabled and self.calibration.split == self.split:
+            raise ValueError(
+                f"evaluation.calibration.split is {self.split!r}, the split being evaluated: a temperature and "
+                "thresholds fitted on the evaluated images would report their own fit. Use the other split."
+            )
+        return self
 
 
 def _default_gates() -> dict[str, ParityThresholds]:

@@ -1,6 +1,6 @@
-"""ZenML materializers, never pickle: the classifier as its own safetensors + JSON directory, the export bundle's
-directory tree, and the dataset manifest together with its images, so every step reads data through the artifact
-store, wherever it runs."""
+"""ZenML materializers, never pickle: the classifier as its own safetensors + JSON directory, the out-of-distribution
+statistics as one safetensors file, the export bundle's directory tree, and the dataset manifest together with its
+images, so every step reads data through the artifact store, wherever it runs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from har_core.data.archive import unpacked, write_archive
 from har_core.data.dataset import DatasetManifest
 from har_core.inference.table import PredictionsTable
 from har_core.model.classifier import MODEL_CARD_FILE, HarClipClassifier
+from har_core.runtime.confidence import OOD_STATISTICS_FILE, OodStatistics
 from har_core.runtime.manifest import ExportBundle
 
 MANIFEST_FILE = "manifest.json"
@@ -48,6 +49,27 @@ class HarClipClassifierMaterializer(BaseMaterializer):
             "parameters": sum(parameter.numel() for parameter in data.parameters()),
             "model_card": os.path.join(self.uri, MODEL_CARD_FILE),
         }
+
+
+class OodStatisticsMaterializer(BaseMaterializer):
+    """The Mahalanobis statistics as the one safetensors file an export carries (no pickle)."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (OodStatistics,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+
+    def load(self, data_type: type[Any]) -> OodStatistics:
+        with self.get_temporary_directory(delete_at_exit=True) as local_dir:
+            local = os.path.join(local_dir, OOD_STATISTICS_FILE)
+            fileio.copy(os.path.join(self.uri, OOD_STATISTICS_FILE), local)
+            return OodStatistics.load(local)
+
+    def save(self, data: OodStatistics) -> None:
+        with self.get_temporary_directory(delete_at_exit=True) as local_dir:
+            local = data.save(os.path.join(local_dir, OOD_STATISTICS_FILE))
+            fileio.copy(str(local), os.path.join(self.uri, OOD_STATISTICS_FILE), overwrite=True)
+
+    def extract_metadata(self, data: OodStatistics) -> dict[str, Any]:
+        return {"classes": int(data.class_means.shape[0]), "dimensions": int(data.class_means.shape[1])}
 
 
 class ExportBundleMaterializer(BaseMaterializer):

@@ -8,6 +8,10 @@ EVALUATION_REPORT_ARTIFACT = "evaluation_report"
 CONFUSION_MATRIX_ARTIFACT = "confusion_matrix"
 REPORT_MARKDOWN_ARTIFACT = "evaluation_summary"
 EVALUATION_PREDICTIONS_ARTIFACT = "evaluation_predictions"  # every test image's prediction (viewer: mistakes)
+RELIABILITY_DIAGRAM_ARTIFACT = "reliability_diagram"  # confidence against accuracy, before and after calibration
+CALIBRATION_ARTIFACT = "calibration"  # the fitted temperatures and thresholds (`Calibration`)
+OOD_STATISTICS_ARTIFACT = "ood_statistics"  # the training embeddings' class means and precision (`OodStatistics`)
+CALIBRATE_STEP = "calibrate_model"
 
 # Pipelines and the steps looked up by name in their runs (each equal to its function's name; tests/test_layout.py).
 TRAINING_PIPELINE = "training_pipeline"

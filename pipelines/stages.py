@@ -1,5 +1,5 @@
 """Wiring both training pipelines share, written once so they cannot drift: the data source at the head, and
-evaluation -> export -> benchmark -> promotion after training.
+calibration -> evaluation -> export -> benchmark -> promotion after training.
 
 Plain functions that call steps: ZenML adds the steps to whichever `@pipeline` is being composed when they run.
 """
@@ -11,6 +11,7 @@ from typing import Any
 from har_core.config import BenchmarkConfig, DataConfig, EvaluationConfig, ExportConfig, PromotionConfig
 from har_zenml.names import FINE_TUNED_EVALUATION_STEP
 from steps.benchmark_exports import benchmark_exports
+from steps.calibrate_model import calibrate_model
 from steps.evaluate_model import evaluate_model
 from steps.export_model import export_model
 from steps.load_data import load_data
@@ -31,11 +32,27 @@ def evaluate_export_promote(
     benchmark: BenchmarkConfig,
     promotion: PromotionConfig,
 ) -> None:
-    """Evaluate the fine-tuned model, export and benchmark it, then decide its stage from the report."""
-    report, _, _, _ = evaluate_model(
-        model=trained_model, dataset=dataset, evaluation=evaluation, id=FINE_TUNED_EVALUATION_STEP
+    """Calibrate the fine-tuned model (unless `evaluation.calibration.enabled` is off), evaluate it, export and
+    benchmark it, then decide its stage from the report."""
+    calibration = statistics = None
+    if evaluation.calibration.enabled:
+        calibration, statistics = calibrate_model(model=trained_model, dataset=dataset, evaluation=evaluation)
+    report, _, _, _, _ = evaluate_model(
+        model=trained_model,
+        dataset=dataset,
+        evaluation=evaluation,
+        calibration=calibration,
+        ood_statistics=statistics,
+        id=FINE_TUNED_EVALUATION_STEP,
     )
-    exports = export_model(model=trained_model, dataset=dataset, export=export)
+    exports = export_model(
+        model=trained_model,
+        dataset=dataset,
+        export=export,
+        calibration=calibration,
+        report=report,
+        ood_statistics=statistics,
+    )
     table, _ = benchmark_exports(exports=exports, dataset=dataset, benchmark=benchmark, split=evaluation.split)
     promote_model(
         model=trained_model, dataset=dataset, report=report, exports=exports, benchmark=table, promotion=promotion

@@ -13,6 +13,7 @@ from har_core.evaluation.metrics import EvaluationReport, evaluate_classifier
 from har_core.evaluation.promotion import (
     PRODUCTION_STAGE,
     PromotionDecision,
+    calibration_record,
     decide,
     label_set_mismatch,
     no_deployable_format,
@@ -64,6 +65,7 @@ def promote_model(
         test_images=candidate.num_images,
         git_commit=git_commit(),
         data_version=dataset.version_label(),
+        **calibration_record(candidate),
     )
     logger.info("Model version %s -> %s: %s", version.number, stage, reason)
     version.set_stage(stage, force=True)  # force: the previous production version becomes archived

@@ -99,13 +99,38 @@ def parity_pixels(tiny_model, synthetic_root):
 
 
 @pytest.fixture(scope="session")
-def tiny_exports(tiny_model, parity_pixels, session_dir: Path):
-    """Every format of the tiny model exported once (read-only: copy a format's directory before changing it)."""
+def tiny_calibration(tiny_model, synthetic_root):
+    """(calibration, OOD statistics) of the tiny model, fitted on every synthetic image, at temperature 1: this
+    random-init model has nothing to calibrate (a fit sends its temperature to infinity, every probability 1/15), so
+    the served fixtures keep its own spread and still abstain and flag by the fitted thresholds."""
+    from har_core.config import CalibrationConfig, EvaluationConfig
+    from har_core.evaluation.calibration import fit_calibration, fit_ood_statistics
+    from har_core.evaluation.metrics import record_outputs
+    from tests.har_core.data.folders import image_records
+
+    records = image_records(synthetic_root, tiny_model.labels)
+    config = EvaluationConfig(device="cpu", num_workers=0)
+    labels, embeddings, logits = record_outputs(tiny_model, records, config)
+    statistics = fit_ood_statistics(embeddings, labels, len(tiny_model.labels))
+    calibration = fit_calibration(
+        logits, labels, float(tiny_model.logit_scale().detach()), CalibrationConfig(), "val",
+        temperature=1.0, embeddings=embeddings, statistics=statistics,
+    )  # fmt: skip
+    return calibration, statistics
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tiny_model, parity_pixels, tiny_calibration, session_dir: Path):
+    """Every format of the tiny model exported once, calibrated (read-only: copy a format's directory before changing
+    it)."""
     from har_core.export.bundle import export_bundle
     from har_core.runtime.manifest import ModelSource
 
     source = ModelSource(model_name="tiny", model_version="1", backbone=tiny_model.backbone_name)
-    return export_bundle(tiny_model, parity_pixels, session_dir / "exports", random_init_export_config(), source, "cpu")
+    return export_bundle(
+        tiny_model, parity_pixels, session_dir / "exports", random_init_export_config(), source, "cpu",
+        calibration=tiny_calibration[0], ood_statistics=tiny_calibration[1],
+    )  # fmt: skip
 
 
 def random_init_export_config(**overrides):

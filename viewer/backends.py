@@ -1,8 +1,10 @@
 """Where the predict page gets its answers: a running Bento service over HTTP, or a local `Predictor`.
 
 Both answer the same questions in the shapes the Bento returns: top-k labels for one image, optionally over the
-user's own labels (`/predict`: `{"predictions": [{"label", "score"}], "model": {...}, "inference_ms"}`), and the
-action segments of a video (`/predict_video`), scored locally with the Bento's default video settings.
+user's own labels (`/predict`: `{"predictions": [{"label", "score"}], "model": {...}, "inference_ms"}`, with the
+verdict's flat fields `abstained`, `confidence`, `ood_score`, `out_of_distribution` and the `calibration` that judged
+them), and the action segments of a video (`/predict_video`), scored locally with the Bento's default video settings.
+A Bento older than calibration sends no verdict: its answers read as uncalibrated (never "no action").
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Protocol
 
 import requests
 from PIL import Image
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from har_core.runtime.confidence import Calibration, Verdict
 from har_core.runtime.predictor import Prediction, Predictor
 from har_core.runtime.settings import ServingConfig, VideoConfig
 from har_core.runtime.video import VideoError, VideoReader
@@ -35,9 +38,18 @@ class PredictionRequestError(ValueError):
 
 
 class Answer(BaseModel):
+    """One image's ranked labels and the verdict on them (abstained, calibrated confidence, out-of-distribution)."""
+
     predictions: list[Prediction]
+    verdict: Verdict
+    calibrated: bool  # False: a model without calibration (raw softmax; nothing abstains, no OOD score)
+    threshold: float | None = None  # the confidence below which this answer would be "no action", when known
     model: dict[str, str]
     inference_ms: float
+
+    @property
+    def abstained(self) -> bool:
+        return self.verdict.abstained
 
 
 class VideoAnswer(VideoPrediction):
@@ -51,6 +63,7 @@ class Backend(Protocol):
     description: str
     labels: list[str]
     supports_custom_labels: bool
+    calibration: Calibration | None  # the model's thresholds, when the backend tells them (the live camera's)
     needs_encoded_image: bool  # whether `predict` reads `data` (the encoded file) rather than the decoded image
 
     def predict(
@@ -72,16 +85,24 @@ class LocalBackend:
         self.description = f"local {predictor.format} export of {model.get('name')} version {model.get('version')}"
         self.labels = predictor.labels
         self.supports_custom_labels = predictor.supports_custom_labels
+        self.calibration = predictor.calibration
 
     def predict(
         self, image: Image.Image, data: bytes, name: str, top_k: int, labels: Sequence[str] | None = None
     ) -> Answer:
         started = time.perf_counter()
         try:
-            ranked = self.predictor.predict([image], top_k=top_k, labels=labels or None)[0]
+            answer = self.predictor.classify([image], top_k=top_k, labels=labels or None)[0]
         except ValueError as error:  # bad custom labels
             raise PredictionRequestError(str(error)) from error
-        return Answer(predictions=ranked, model=self.model, inference_ms=(time.perf_counter() - started) * 1000)
+        return Answer(
+            predictions=answer.predictions,
+            verdict=answer.verdict,
+            calibrated=self.calibration is not None,
+            threshold=_threshold(self.calibration, labels, self.labels),
+            model=self.model,
+            inference_ms=(time.perf_counter() - started) * 1000,
+        )
 
     def predict_video(self, data: bytes, name: str, top_k: int) -> VideoAnswer:
         started = time.perf_counter()
@@ -110,6 +131,7 @@ class BentoBackend:
         self.model = {key: str(value) for key, value in metadata.get("model", {}).items()}
         self.labels = list(metadata.get("labels", []))
         self.supports_custom_labels = bool(metadata.get("supports_custom_labels"))
+        self.calibration = _calibration(metadata.get("calibration"))
         self.description = f"Bento service at {self.url} ({self.model.get('format', '?')} export, version " + (
             f"{self.model.get('version', '?')})"
         )
@@ -150,7 +172,7 @@ class BentoBackend:
             raise BackendUnavailableError(f"The Bento service at {self.url} stopped answering: {error}") from error
         if response.status_code != 200:
             raise PredictionRequestError(f"The Bento service refused {name!r}: {_error_text(response)}")
-        return Answer.model_validate(response.json())
+        return bento_answer(response.json())
 
     def predict_video(self, data: bytes, name: str, top_k: int) -> VideoAnswer:
         media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -166,6 +188,46 @@ class BentoBackend:
         if response.status_code != 200:
             raise PredictionRequestError(f"The Bento service refused {name!r}: {_error_text(response)}")
         return VideoAnswer.model_validate(response.json())
+
+
+VERDICT_FIELDS = tuple(Verdict.model_fields)  # abstained, confidence, ood_score, out_of_distribution
+
+
+def bento_answer(body: dict) -> Answer:
+    """An `Answer` from `/predict`'s or `/classify`'s JSON: the ranked labels, the verdict's flat fields and which
+    calibration judged them (`calibration`: own-labels or zero-shot, with its `abstain_below`). A Bento older than
+    calibration sends none of these: its answer is uncalibrated, the top score its confidence, never "no action"."""
+    predictions = [Prediction.model_validate(item) for item in body["predictions"]]
+    if "confidence" in body:
+        verdict = Verdict.model_validate({key: body[key] for key in VERDICT_FIELDS if key in body})
+    else:
+        verdict = Verdict(confidence=predictions[0].score)
+    return Answer(
+        predictions=predictions,
+        verdict=verdict,
+        calibrated=body.get("calibration") is not None,
+        threshold=body.get("abstain_below"),
+        model={key: str(value) for key, value in body.get("model", {}).items()},
+        inference_ms=body.get("inference_ms", 0.0),
+    )
+
+
+def _threshold(calibration: Calibration | None, labels: Sequence[str] | None, own: Sequence[str]) -> float | None:
+    """The abstention threshold for an answer over `labels` (None or the model's own: its own labels')."""
+    if calibration is None:
+        return None
+    return calibration.threshold_for(custom_labels=bool(labels) and list(labels) != list(own))
+
+
+def _calibration(record) -> Calibration | None:
+    """The served model's calibration from `/metadata`, when the Bento is new enough to tell it."""
+    if not isinstance(record, dict):
+        return None
+    try:
+        return Calibration.model_validate(record)
+    except ValidationError as error:
+        logger.warning("The Bento's /metadata calibration is not one this viewer reads: %s", error)
+        return None
 
 
 def _error_text(response: requests.Response) -> str:

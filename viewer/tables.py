@@ -1,4 +1,5 @@
-"""Turn a table-like artifact (pydantic rows, a list of dicts, a dict per format) into a DataFrame for display."""
+"""Turn a table-like artifact (pydantic rows, a list of dicts, a dict per format) into a DataFrame for display; the
+benchmark's and the calibration's figures as the pages show them."""
 
 from __future__ import annotations
 
@@ -52,3 +53,31 @@ def benchmark_frame(table: Any) -> pd.DataFrame:
     batch = getattr(table.rows[0], "batch_size", None) if getattr(table, "rows", None) else None
     columns = {**BENCHMARK_COLUMNS, "throughput_ips": f"img/s (batch {batch})" if batch else "img/s"}
     return frame.rename(columns=columns)
+
+
+# An evaluation's calibration figures (`CalibrationSummary.metrics` key -> row), in the order the Runs page lists them.
+CALIBRATION_FIGURES = {
+    "ece_before": "ECE before calibration",
+    "ece_after": "ECE after calibration",
+    "nll_before": "NLL before calibration",
+    "nll_after": "NLL after calibration",
+    "temperature": "temperature",
+    "zero_shot_temperature": "temperature for custom labels",
+    "abstain_below": "no action below (calibrated top-1)",
+    "target_coverage": "coverage asked",
+    "coverage": "coverage (share answered)",
+    "selective_accuracy": "accuracy of the answered",
+    "accuracy": "accuracy of all",
+    "risk_coverage_auc": "risk-coverage AUC",
+}
+
+
+def calibration_frame(summary: Any) -> pd.DataFrame:
+    """The headline figures of a `CalibrationSummary` (those it has), then each out-of-distribution set's AUROC."""
+    rows = [
+        {"figure": name, "value": summary.metrics[key]}
+        for key, name in CALIBRATION_FIGURES.items()
+        if key in summary.metrics
+    ]
+    rows += [{"figure": f"OOD AUROC, {name}", "value": value} for name, value in summary.ood_auroc.items()]
+    return pd.DataFrame(rows, columns=["figure", "value"])

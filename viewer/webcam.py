@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from har_core.runtime.confidence import NO_ACTION
 from viewer.backends import Backend
 from viewer.charts import live_chart
-from viewer.live_scoring import LiveScorer, LiveSettings
+from viewer.live_scoring import LiveScorer, LiveSettings, LiveState
 
 RTC_CONFIGURATION: dict = {"iceServers": []}  # no STUN, no TURN: host candidates only
 STREAMER_KEY = "har-clip-live-camera"
@@ -103,7 +104,8 @@ def _readout(scorer: LiveScorer) -> None:
     picture, readout = st.columns([1, 3])
     if live.frame is not None:
         picture.image(live.frame, caption="the frame scored last", width="stretch")
-    readout.subheader(f"{live.label} · {live.probability:.1%}")
+    readout.subheader(live.label if live.abstained else f"{live.label} · {live.probability:.1%}")
+    readout.markdown(live_verdict_text(live))
     fps, latency, camera, dropped = readout.columns(4)
     fps.metric("Scored fps", f"{live.scoring_fps:.1f}")
     latency.metric("Latency", f"{live.latency_ms:.0f} ms" if live.latency_ms is not None else "–")
@@ -114,3 +116,17 @@ def _readout(scorer: LiveScorer) -> None:
         f"{scorer.backend.description} · smoothing {scorer.settings.smoothing} · frames arriving while one is scored "
         f"are dropped, not queued"
     )
+
+
+def live_verdict_text(live: LiveState) -> str:
+    """What the current action's probability means: smoothed and calibrated, and what "no action" is held to."""
+    if not live.calibrated:
+        return f"Smoothed probability, uncalibrated: this model has no calibration and never answers “{NO_ACTION}”."
+    if live.threshold is None:
+        return f"Smoothed calibrated probability (the service does not tell its threshold for “{NO_ACTION}”)."
+    if live.abstained:
+        return (
+            f"No action named: the smoothed best guess, **{live.best_label}** at {live.probability:.1%}, is below "
+            f"the {live.threshold:.1%} this model needs to name an action."
+        )
+    return f"Smoothed calibrated probability; below {live.threshold:.1%} the model answers “{NO_ACTION}”."

@@ -5,18 +5,48 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
+from PIL import Image
 from pydantic import BaseModel, ConfigDict
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from har_core.config import EvaluationConfig
 from har_core.data.dataset import ImageClassificationDataset, ImageRecord
+from har_core.evaluation import calibration as fit
+from har_core.evaluation.ood_sets import ood_sets
 from har_core.model.classifier import HarClipClassifier
+from har_core.runtime.confidence import Calibration, OodScoreName, OodStatistics, ood_scores, softmax
 from har_core.runtime.device import resolve_device
+from har_core.runtime.preprocess import preprocess_batch
+
+OOD_IMAGES = 64  # per generated set, at most the evaluated split's size
+OOD_IMAGE_SIZE = 96
+
+
+class ReliabilityRow(BaseModel):
+    """One confidence bin of a reliability diagram (see `har_core.evaluation.calibration.reliability_bins`)."""
+
+    lower: float
+    upper: float
+    count: int
+    confidence: float
+    accuracy: float
+
+
+class CalibrationSummary(BaseModel):
+    """What calibration did on the evaluated split: figures before and after the temperature, at the abstention
+    threshold, and how well the out-of-distribution score tells these images from strange ones."""
+
+    metrics: dict[str, float]  # ece_before/after, nll_before/after, coverage, selective_accuracy, risk_coverage_auc…
+    ood_auroc: dict[str, float] = {}  # "<ood set>/<score>" -> AUROC against this split's images
+    reliability_before: list[ReliabilityRow]
+    reliability_after: list[ReliabilityRow] | None = None  # None: no calibration was fitted (zero-shot evaluation)
 
 
 class EvaluationReport(BaseModel):
@@ -38,6 +68,7 @@ class EvaluationReport(BaseModel):
     weighted_f1: float
     confusion_matrix: list[list[int]]
     classification_report: dict[str, dict[str, float]]
+    calibration: CalibrationSummary | None = None  # None in reports written before calibration existed
 
     def headline_metrics(self) -> dict[str, float]:
         """The scalar metrics, for experiment trackers and run metadata."""
@@ -75,15 +106,63 @@ def collect_logits(
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
-def score_records(
+@torch.no_grad()
+def collect_outputs(
+    model: HarClipClassifier, loader: DataLoader, device: torch.device
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, normalised image embeddings, logits) of every batch of `loader`, fp32 numpy, model in eval mode."""
+    model.eval()
+    classes = model.class_embeddings()
+    labels, embeddings, logits = [], [], []
+    for pixel_values, batch_labels in tqdm(loader, desc="Scoring", unit="batch", leave=False):
+        image = model.image_embeddings(pixel_values.to(device))
+        embeddings.append(image.float().cpu())
+        logits.append((model.logit_scale() * image @ classes.to(image.dtype).T).float().cpu())
+        labels.append(batch_labels)
+    return torch.cat(labels).numpy(), torch.cat(embeddings).numpy(), torch.cat(logits).numpy()
+
+
+def record_outputs(
     model: HarClipClassifier, records: Sequence[ImageRecord], config: EvaluationConfig
-) -> tuple[np.ndarray, np.ndarray]:
-    """True label indices and softmax probabilities (images, labels) for `records`."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True label indices, image embeddings and raw logits for `records`."""
     device = resolve_device(config.device)
     dataset = ImageClassificationDataset(records, model.preprocess_config)
     loader = DataLoader(dataset, batch_size=config.batch_size, num_workers=config.num_workers)
-    logits, labels = collect_logits(model.to(device), loader, device)
-    return labels.numpy(), logits.softmax(dim=-1).numpy()
+    return collect_outputs(model.to(device), loader, device)
+
+
+def record_logits(
+    model: HarClipClassifier, records: Sequence[ImageRecord], config: EvaluationConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """True label indices and raw logits (images, labels) for `records`."""
+    labels, _, logits = record_outputs(model, records, config)
+    return labels, logits
+
+
+@torch.no_grad()
+def image_outputs(
+    model: HarClipClassifier, images: Sequence[Image.Image], config: EvaluationConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """(image embeddings, raw logits) of in-memory images (generated out-of-distribution sets)."""
+    device = resolve_device(config.device)
+    model = model.to(device).eval()
+    classes = model.class_embeddings()
+    embeddings, logits = [], []
+    for start in range(0, len(images), config.batch_size):
+        pixels = preprocess_batch(images[start : start + config.batch_size], model.preprocess_config)
+        image = model.image_embeddings(torch.from_numpy(pixels).to(device))
+        embeddings.append(image.float().cpu().numpy())
+        logits.append((model.logit_scale() * image @ classes.to(image.dtype).T).float().cpu().numpy())
+    return np.concatenate(embeddings), np.concatenate(logits)
+
+
+def score_records(
+    model: HarClipClassifier, records: Sequence[ImageRecord], config: EvaluationConfig, temperature: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """True label indices and softmax probabilities (images, labels) at `temperature` for `records`."""
+    y_true, logits = record_logits(model, records, config)
+    return y_true, softmax(logits, temperature)
 
 
 def predict(
@@ -197,20 +276,80 @@ def check_label_order(model_labels: Sequence[str], dataset_labels: Sequence[str]
 def evaluate_classifier(
     model: HarClipClassifier, records: Sequence[ImageRecord], config: EvaluationConfig, dataset_labels: Sequence[str]
 ) -> EvaluationReport:
-    """Predict on `records` (labels indexing `dataset_labels`) and score them; zero-shot or fine-tuned alike."""
-    return evaluate_with_predictions(model, records, config, dataset_labels)[0]
+    """Predict on `records` (labels indexing `dataset_labels`) and score them; zero-shot or fine-tuned alike (no
+    out-of-distribution sets: promotion and benchmarks compare accuracy)."""
+    return evaluate_with_predictions(model, records, config, dataset_labels, measure_ood=False)[0]
 
 
 def evaluate_with_predictions(
-    model: HarClipClassifier, records: Sequence[ImageRecord], config: EvaluationConfig, dataset_labels: Sequence[str]
+    model: HarClipClassifier,
+    records: Sequence[ImageRecord],
+    config: EvaluationConfig,
+    dataset_labels: Sequence[str],
+    calibration: Calibration | None = None,
+    measure_ood: bool = True,
+    ood_statistics: OodStatistics | None = None,
 ) -> tuple[EvaluationReport, EvaluationPredictions]:
-    """The report plus every image's prediction, from one pass over `records`."""
+    """The report plus every image's prediction, from one pass over `records`.
+
+    The report's `calibration` holds ECE and NLL (before and, with a `calibration`, after its temperature), the
+    abstention figures at its threshold, and the out-of-distribution AUROC against generated sets; the per-image
+    predictions carry the calibrated probabilities the model serves."""
     check_label_order(model.labels, dataset_labels)
     if not records:
         raise ValueError(f"The {config.split} split is empty; there is nothing to evaluate.")
-    y_true, probabilities = score_records(model, records, config)
+    y_true, embeddings, logits = record_outputs(model, records, config)
+    probabilities = softmax(logits, calibration.temperature if calibration else 1.0)
     report = compute_report(y_true, probabilities.argmax(axis=1), model.labels, config.split)
+    generated = ood_sets(min(len(records), OOD_IMAGES), OOD_IMAGE_SIZE, len(model.labels)) if measure_ood else {}
+    strange = {name: image_outputs(model, images, config) for name, images in generated.items()}
+    summary = summarize_calibration(
+        (embeddings, logits), y_true, calibration, strange, float(model.logit_scale().detach()), ood_statistics
+    )
+    report = report.model_copy(update={"calibration": summary})
     return report, image_predictions(records, y_true, probabilities, model.labels, config.split)
+
+
+def summarize_calibration(
+    outputs: tuple[np.ndarray, np.ndarray],
+    labels: np.ndarray,
+    calibration: Calibration | None,
+    strange: dict[str, tuple[np.ndarray, np.ndarray]],
+    logit_scale: float,
+    statistics: OodStatistics | None = None,
+) -> CalibrationSummary:
+    """ECE, NLL and reliability before (and after) the temperature on the evaluated images' (embeddings, logits),
+    and each out-of-distribution score's AUROC against every generated set in `strange` (name -> its outputs;
+    `mahalanobis` only with the training images' `statistics`)."""
+    embeddings, logits = outputs
+    if calibration is None:
+        raw = softmax(logits)
+        metrics = {"ece_before": fit.expected_calibration_error(raw, labels)}
+        metrics["nll_before"] = fit.negative_log_likelihood(raw, labels)
+        before, after, temperature = fit.reliability_bins(raw, labels), None, 1.0
+    else:
+        metrics, before, after = fit.calibration_metrics(logits, labels, calibration)
+        temperature = calibration.temperature
+    names = [name for name in get_args(OodScoreName) if name != "mahalanobis" or statistics is not None]
+
+    def score(name: str, image_outputs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        return ood_scores(image_outputs[1], logit_scale, name, temperature, image_outputs[0], statistics)
+
+    auroc = {
+        f"{kind}/{name}": fit.ood_auroc(score(name, outputs), score(name, strange_outputs))
+        for kind, strange_outputs in strange.items()
+        for name in names
+    }
+    return CalibrationSummary(
+        metrics=metrics,
+        ood_auroc=auroc,
+        reliability_before=_rows(before),
+        reliability_after=_rows(after) if after is not None else None,
+    )
+
+
+def _rows(bins: Sequence[fit.ReliabilityBin]) -> list[ReliabilityRow]:
+    return [ReliabilityRow(**asdict(b)) for b in bins]
 
 
 def write_report_files(report: EvaluationReport, directory: str | Path) -> dict[str, Path]:
@@ -250,7 +389,8 @@ def load_report(path: str | Path) -> EvaluationReport:
 
 
 def report_markdown(report: EvaluationReport, title: str) -> str:
-    """A readable summary: headline metrics, then per-class precision, recall (= per-class accuracy) and F1."""
+    """A readable summary: headline metrics, per-class precision, recall (= per-class accuracy) and F1, then the
+    calibration figures and out-of-distribution AUROCs."""
     lines = [f"# {title}", "", f"{report.num_images} images of the {report.split} split.", ""]
     lines += ["| metric | value |", "| --- | --- |"]
     lines += [f"| {name.replace('_', ' ')} | {value:.4f} |" for name, value in report.headline_metrics().items()]
@@ -261,4 +401,8 @@ def report_markdown(report: EvaluationReport, title: str) -> str:
             f"| {label} | {row.get('precision', 0):.3f} | {row.get('recall', 0):.3f} | {row.get('f1-score', 0):.3f} "
             f"| {int(row.get('support', 0))} |"
         )
+    if report.calibration is not None:
+        lines += ["", "| calibration | value |", "| --- | --- |"]
+        lines += [f"| {name.replace('_', ' ')} | {value:.4f} |" for name, value in report.calibration.metrics.items()]
+        lines += [f"| OOD AUROC {name} | {value:.4f} |" for name, value in report.calibration.ood_auroc.items()]
     return "\n".join(lines) + "\n"

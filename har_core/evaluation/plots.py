@@ -1,4 +1,4 @@
-"""Confusion-matrix images for reports, dashboards and experiment trackers."""
+"""Confusion-matrix, per-class and reliability images for reports, dashboards and experiment trackers."""
 
 from __future__ import annotations
 
@@ -56,6 +56,41 @@ def per_class_image(report: EvaluationReport, title: str = "") -> Image.Image:
     axis.set_xlim(0, 1)
     axis.legend(loc="lower right", fontsize=8)
     axis.set_title(title or f"{report.split} split: per-class precision, recall and F1")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
+
+
+def reliability_diagram_image(report: EvaluationReport, title: str = "") -> Image.Image:
+    """Accuracy against confidence per bin, before and (when fitted) after the temperature, over the diagonal a
+    perfectly calibrated model follows; bars are as wide as their bin and say how many images it holds."""
+    summary = report.calibration
+    figure, axis = plt.subplots(figsize=(6, 6), constrained_layout=True)
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    if summary is None:
+        axis.text(0.5, 0.5, "no calibration figures in this report", ha="center", va="center")
+    else:
+        series = [("before", summary.reliability_before, "tab:red")]
+        if summary.reliability_after is not None:
+            series.append(("after", summary.reliability_after, "tab:blue"))
+        for name, rows, colour in series:
+            filled = [row for row in rows if row.count]
+            ece = summary.metrics.get(f"ece_{name}")
+            axis.plot(
+                [row.confidence for row in filled],
+                [row.accuracy for row in filled],
+                marker="o",
+                color=colour,
+                label=f"{name} temperature (ECE {ece:.3f})" if ece is not None else name,
+            )
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("confidence (mean top-1 probability in the bin)")
+    axis.set_ylabel("accuracy in the bin")
+    axis.legend(loc="upper left", fontsize=8)
+    axis.set_title(title or f"{report.split} split: reliability")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)

@@ -35,10 +35,20 @@ class PromotionDecision(BaseModel):
     test_images: int
     git_commit: str | None = None
     data_version: str | None = None
+    # Recorded, not gated (docs/confidence.md): the candidate's ECE on the test images at its fitted temperature
+    # (ece) and before it; None when the report has no calibration figures.
+    ece: float | None = None
+    ece_before: float | None = None
 
     @property
     def promoted(self) -> bool:
         return self.stage == PRODUCTION_STAGE
+
+
+def calibration_record(report: EvaluationReport) -> dict[str, float | None]:
+    """The promotion record's ECE fields from the candidate's report (ECE after its temperature when it has one)."""
+    metrics = report.calibration.metrics if report.calibration is not None else {}
+    return {"ece": metrics.get("ece_after", metrics.get("ece_before")), "ece_before": metrics.get("ece_before")}
 
 
 def label_set_mismatch(candidate_labels: Sequence[str], production_labels: Sequence[str]) -> str | None:

@@ -27,6 +27,7 @@ from har_core.runtime.images import open_image
 from har_core.runtime.manifest import (
     CLASS_EMBEDDINGS_ROLE,
     MODEL_CARD_ROLE,
+    OOD_STATISTICS_ROLE,
     PARITY_SET_ROLE,
     TEXT_MODEL_ROLE,
     TOKENIZER_ROLE,
@@ -38,7 +39,9 @@ from har_core.runtime.preprocess import preprocess_batch
 
 FormatStatusName = Literal["passed", "failed its gate", "export failed"]
 # Files every format carries (or that only describe it): left out of a format's size.
-SHARED_ROLES = frozenset({CLASS_EMBEDDINGS_ROLE, MODEL_CARD_ROLE, TEXT_MODEL_ROLE, TOKENIZER_ROLE, PARITY_SET_ROLE})
+SHARED_ROLES = frozenset(
+    {CLASS_EMBEDDINGS_ROLE, MODEL_CARD_ROLE, TEXT_MODEL_ROLE, TOKENIZER_ROLE, PARITY_SET_ROLE, OOD_STATISTICS_ROLE}
+)
 TENSORRT_ONNX_SOURCE_ROLE = "onnx_source"  # the ONNX graph a TensorRT engine was built from
 LabelledImage = tuple[str | Path, str]  # (image file, its label)
 

@@ -27,9 +27,11 @@ from har_core.export.graphs import (
 )
 from har_core.model.classifier import HarClipClassifier
 from har_core.model.serving_graph import serving_modules
+from har_core.runtime.confidence import OOD_STATISTICS_FILE, Calibration, OodStatistics
 from har_core.runtime.manifest import (
     CLASS_EMBEDDINGS_ROLE,
     MODEL_CARD_ROLE,
+    OOD_STATISTICS_ROLE,
     PARITY_SET_ROLE,
     TEXT_MODEL_ROLE,
     TOKENIZER_ROLE,
@@ -61,18 +63,29 @@ def export_bundle(
     source: ModelSource,
     device: str = "auto",
     parity_labels: np.ndarray | None = None,
+    calibration: Calibration | None = None,
+    calibration_metrics: dict[str, float] | None = None,
+    ood_statistics: OodStatistics | None = None,
 ) -> ExportBundle:
     """Write `<root>/<format>/` for each configured format plus `exports.json`; return the bundle.
 
     `parity_labels` (the class index of each parity image, in `classifier.labels`) lets a gate judge accuracy lost;
-    a gate with `max_accuracy_drop` fails its format without them."""
+    a gate with `max_accuracy_drop` fails its format without them. `calibration` goes into every format's model
+    card, so every format serves the same calibrated probabilities (and its gate compares calibrated logits);
+    `calibration_metrics` are its figures on the test split, recorded beside it; `ood_statistics` (the Mahalanobis
+    score's) is a file of every format."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     classifier = classifier.eval().cpu()
     image_model, text_model = serving_modules(classifier, text_tower=config.text_tower)
-    job = ExportJob(classifier, image_model, text_model, classifier.model_card(), config)
+    card = classifier.model_card().model_copy(
+        update={"calibration": calibration, "calibration_metrics": calibration_metrics}
+    )
+    job = ExportJob(classifier, image_model, text_model, card, config)
     reference = reference_outputs(image_model, parity_pixels)
     shared = _write_shared_files(job, root / SHARED_DIR)
+    if ood_statistics is not None:
+        shared[OOD_STATISTICS_ROLE] = ood_statistics.save(root / SHARED_DIR / OOD_STATISTICS_FILE)
     if config.serving_parity_images:  # re-checked by the service where it runs (har_core.runtime.parity.recheck_parity)
         count = config.serving_parity_images
         subset = (reference[0][:count], reference[1][:count])

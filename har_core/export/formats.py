@@ -87,6 +87,7 @@ def export_pytorch(job: ExportJob, directory: Path) -> FormatFiles:
     """The classifier's own safetensors directory; every file is listed (and hashed) in the manifest."""
     model_dir = directory / PYTORCH_DIR
     job.classifier.save(model_dir)
+    job.model_card.save(model_dir)  # the export's card: with the calibration the classifier itself does not carry
     files = {
         f"{PYTORCH_DIR}:{path.relative_to(model_dir)}": str(path.relative_to(directory))
         for path in sorted(model_dir.rglob("*"))

@@ -6,6 +6,8 @@ number of files and frames.
 Images are decoded and preprocessed exactly as evaluation and the in-process `Predictor.predict` do (full decode,
 the export's preprocessing), one batch ahead on a second thread while the model scores the current batch, so
 decoding and inference overlap. Videos go through `har_core.runtime.video_scoring` (one row per sampled frame).
+Every row carries its verdict (`abstained`, `ood_score`): an image's, and a video frame's own (the frame alone, as
+the image routes judge it, not the smoothed timeline's).
 A file that cannot be read is listed with its reason (`on_error: skip`) or stops the run (`on_error: fail`).
 """
 
@@ -27,7 +29,7 @@ from har_core.config import InferenceConfig
 from har_core.inference.inputs import InputFile, InputFolder
 from har_core.inference.table import PredictionsTable, PredictionsWriter
 from har_core.runtime.images import InvalidImageError, open_image
-from har_core.runtime.predictor import Predictor
+from har_core.runtime.predictor import Prediction, Predictor
 from har_core.runtime.preprocess import preprocess
 from har_core.runtime.video import VideoError, VideoReader
 from har_core.runtime.video_scoring import score_video
@@ -62,6 +64,7 @@ class PredictionSummary(BaseModel):
     other_files: int  # neither image nor video: left alone
     unreadable: list[UnreadableFile]
     label_counts: dict[str, int]  # top-1 label of every image and every sampled video frame, most frequent first
+    abstained: int = 0  # of those, how many are "no action" (top-1 below the calibration's threshold)
     scoring_s: float
     images_per_s: float  # (images + video frames) / scoring_s
 
@@ -73,8 +76,20 @@ class _Table:
     writer: PredictionsWriter
     unreadable: list[UnreadableFile] = field(default_factory=list)
 
-    def add(self, *args, **kwargs) -> None:
-        self.writer.add(*args, **kwargs)
+    def add(
+        self,
+        file: str,
+        kind: str,
+        ranked: Sequence[Prediction],
+        abstained: bool,
+        ood_score: float | None,
+        frame: int | None = None,
+        time_s: float | None = None,
+    ) -> None:
+        """One row from ranked predictions (best first) and the verdict's fields."""
+        names = [prediction.label for prediction in ranked]
+        scores = np.array([prediction.score for prediction in ranked])
+        self.writer.add(file, kind, names, scores, frame, time_s, abstained, ood_score)
 
 
 def score_files(
@@ -87,8 +102,9 @@ def score_files(
     output_dir: str | Path | None = None,
 ) -> tuple[PredictionsTable, PredictionSummary]:
     """The predictions table (part files under `output_dir`, a temporary folder when None; columns file, kind,
-    frame, time_s, label_i/score_i, model_version, format; images in file order, then each video's frames) and its
-    summary. Raises `UnreadableFileError` on the first unreadable file when `on_error` is `fail`."""
+    frame, time_s, label_i/score_i, abstained, ood_score, model_version, format (`har_core.inference.table.columns`);
+    images in file order, then each video's frames) and its summary. Raises `UnreadableFileError` on the first
+    unreadable file when `on_error` is `fail`."""
     top_k = max(1, min(config.top_k, len(predictor.labels)))
     directory = Path(output_dir) if output_dir is not None else Path(tempfile.mkdtemp(prefix="har-clip-predictions-"))
     table = _Table(PredictionsWriter(directory, top_k, model_version, predictor.format))
@@ -102,9 +118,8 @@ def score_files(
             for failure in failures:
                 _fail(table, config, failure)
             if names:
-                labels, probabilities = predictor.probabilities(pixels)
-                for name, row in zip(names, probabilities, strict=True):
-                    table.add(name, "image", labels, row)
+                for name, answer in zip(names, predictor.classify_pixels(pixels, top_k), strict=True):
+                    table.add(name, "image", answer.predictions, answer.abstained, answer.verdict.ood_score)
             progress.update(len(names) + len(failures))
             progress.set_postfix(img_s=f"{table.writer.rows / (time.perf_counter() - started):.1f}", refresh=False)
         frames, scored_videos = 0, 0
@@ -127,6 +142,7 @@ def score_files(
         other_files=other_files,
         unreadable=table.unreadable,
         label_counts=dict(counts.most_common()),
+        abstained=table.writer.abstained,
         scoring_s=elapsed,
         images_per_s=scored / elapsed if elapsed > 0 else 0.0,
     )
@@ -192,9 +208,9 @@ def _score_video(
         _fail(table, config, UnreadableFile(file=item.name, error=str(error)))
         return 0
     for index, frame in enumerate(result.frames):
-        names = [prediction.label for prediction in frame.predictions]
-        scores = np.array([prediction.score for prediction in frame.predictions])
-        table.add(item.name, "video", names, scores, frame=index, time_s=frame.time_s)
+        table.add(
+            item.name, "video", frame.predictions, frame.abstained, frame.ood_score, frame=index, time_s=frame.time_s
+        )
     return len(result.frames)
 
 

@@ -23,13 +23,18 @@ Opener = Callable[[str, str], IO]
 
 
 def columns(top_k: int) -> list[str]:
+    """file, kind ("image" or "video"), frame and time_s (a video's sampled frame; empty for an image), label_i and
+    score_i (the top_k calibrated probabilities, best first), abstained (score_1 below the calibration's threshold:
+    "no action"; always False without a calibration), ood_score (how unlike the training images; empty without a
+    calibration), model_version, format."""
     ranked = [name for rank in range(1, top_k + 1) for name in (f"label_{rank}", f"score_{rank}")]
-    return ["file", "kind", "frame", "time_s", *ranked, "model_version", "format"]
+    return ["file", "kind", "frame", "time_s", *ranked, "abstained", "ood_score", "model_version", "format"]
 
 
 class PredictionsTable(BaseModel):
-    """The part files of one run's predictions (rows: file, kind, frame, time_s, label_i/score_i, model_version,
-    format; images in file order, then each video's frames in file order)."""
+    """The part files of one run's predictions (rows: file, kind, frame, time_s, label_i/score_i, abstained,
+    ood_score, model_version, format, as `columns` describes them; images in file order, then each video's frames in
+    file order)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -75,6 +80,7 @@ class PredictionsWriter:
         self.columns = columns(top_k)
         self.label_counts: Counter[str] = Counter()
         self.rows = 0
+        self.abstained = 0
         self._pending: list[dict] = []
         self._parts: list[str] = []
 
@@ -86,13 +92,17 @@ class PredictionsWriter:
         probabilities: np.ndarray,
         frame: int | None = None,
         time_s: float | None = None,
+        abstained: bool = False,
+        ood_score: float | None = None,
     ) -> None:
         order = np.argsort(-probabilities, kind="stable")[: self.top_k]
         row = {"file": file, "kind": kind, "frame": frame, "time_s": time_s}
         for rank, index in enumerate(order, start=1):
             row[f"label_{rank}"], row[f"score_{rank}"] = names[index], float(probabilities[index])
+        row["abstained"], row["ood_score"] = bool(abstained), ood_score
         self._pending.append(row)
         self.label_counts[row["label_1"]] += 1
+        self.abstained += bool(abstained)
         self.rows += 1
         if len(self._pending) >= self.chunk_rows:
             self._flush()
@@ -117,4 +127,6 @@ class PredictionsWriter:
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     frame["frame"] = frame["frame"].astype("Int64")
     frame["time_s"] = frame["time_s"].astype("float64")
+    frame["abstained"] = frame["abstained"].astype("bool")
+    frame["ood_score"] = frame["ood_score"].astype("float64")
     return frame

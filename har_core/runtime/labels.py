@@ -50,6 +50,9 @@ def build_prompts(labels: Sequence[str], templates: Sequence[str]) -> list[list[
     return [[template.format(label_to_text(label)) for template in templates] for label in labels]
 
 
+NO_ACTION = "no action"  # an abstained answer's label (har_core.runtime.confidence), never one of a model's
+
+
 def validate_labels(labels: Sequence[str]) -> None:
     """Reject empty, blank or duplicated labels up front: they would silently merge classes."""
     if not labels:
@@ -60,3 +63,5 @@ def validate_labels(labels: Sequence[str]) -> None:
     duplicates = sorted(label for label, count in Counter(labels).items() if count > 1)  # O(n): /classify's 1,000
     if duplicates:
         raise ValueError(f"Duplicated labels: {duplicates}.")
+    if any(label.strip().lower() == NO_ACTION for label in labels):
+        raise ValueError(f'"{NO_ACTION}" is what an unsure answer is shown as; name the label differently.')

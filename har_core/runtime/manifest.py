@@ -32,6 +32,7 @@ MODEL_CARD_ROLE = "model_card"  # har_clip.json
 TEXT_MODEL_ROLE = "text_model"  # ONNX: input_ids, attention_mask -> normalised text embeddings
 TOKENIZER_ROLE = "tokenizer"  # tokenizer.json (HF `tokenizers` format)
 PARITY_SET_ROLE = "parity_set"  # safetensors: held-out "pixels" and the PyTorch "image_embeddings" and "logits"
+OOD_STATISTICS_ROLE = "ood_statistics"  # safetensors: "class_means", "precision" (har_core.runtime.confidence)
 
 
 class ExportError(RuntimeError):
@@ -66,7 +67,7 @@ class ParityResult(BaseModel):
     passed: bool
     num_images: int
     top1_agreement: float  # over the images whose reference margin is clear (thresholds.min_margin)
-    max_abs_logit_diff: float
+    max_abs_logit_diff: float  # on calibrated logits (raw / temperature)
     min_embedding_cosine: float
     mean_embedding_cosine: float
     thresholds: ParityThresholds
@@ -77,6 +78,7 @@ class ParityResult(BaseModel):
     reference_accuracy: float | None = None  # PyTorch's accuracy on the labelled parity images
     accuracy: float | None = None  # this format's; both None when the images carried no labels
     accuracy_drop: float | None = None  # relative: (reference - this) / reference
+    temperature: float | None = None  # the logits compared were divided by it (the calibration's; None: before it)
 
 
 class TextTowerSpec(BaseModel):

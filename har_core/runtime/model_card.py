@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from pydantic import ConfigDict, Field, field_validator
 
+from har_core.runtime.confidence import Calibration
 from har_core.runtime.json_file import JsonFileModel
 from har_core.runtime.labels import build_prompts
 from har_core.runtime.preprocess import PreprocessConfig
@@ -21,7 +22,8 @@ FORMAT_VERSION = 1
 
 class HarClipModelCard(JsonFileModel):
     """Labels (in logit order), prompt templates, preprocessing, where the backbone came from, and, for a trained
-    model, how it was made (`provenance`: commit, lock, config, data version, machine; None for an untrained one)."""
+    model, how it was made (`provenance`: commit, lock, config, data version, machine; None for an untrained one)
+    and, for an exported one, what its probabilities mean (`calibration`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     file_name: ClassVar[str] = MODEL_CARD_FILE
@@ -35,6 +37,10 @@ class HarClipModelCard(JsonFileModel):
     preprocess: PreprocessConfig
     logit_scale: float | None = Field(None, gt=0)  # exp(logit_scale) as used in the logits; None in older cards
     provenance: TrainingProvenance | None = None
+    # Fitted after fine-tuning (None: an untrained model, or a card written before calibration existed), and its
+    # figures on the test split: ece/nll before and after, coverage and selective accuracy at the threshold, ...
+    calibration: Calibration | None = None
+    calibration_metrics: dict[str, float] | None = None
 
     @field_validator("format_version")
     @classmethod

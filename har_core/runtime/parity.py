@@ -28,9 +28,14 @@ def compare_outputs(
     candidate: tuple[np.ndarray, np.ndarray],
     thresholds: ParityThresholds,
     labels: np.ndarray | None = None,
+    temperature: float = 1.0,
 ) -> ParityResult:
     """Top-1 agreement where the reference is sure, accuracy lost on `labels`, max |logit difference| and embedding
-    cosine, judged against `thresholds` (see `ParityThresholds`)."""
+    cosine, judged against `thresholds` (see `ParityThresholds`).
+
+    The logit difference is measured on calibrated logits (divided by the model's `temperature`), the ones its
+    served probabilities come from; the margin that picks the images top-1 agreement counts stays on the raw logits,
+    so a temperature changes no image's vote, only how far apart two formats' probabilities may be."""
     ref_embeddings, ref_logits = (np.asarray(a, dtype=np.float64) for a in reference)
     embeddings, logits = (np.asarray(a, dtype=np.float64) for a in candidate)
     if ref_logits.shape != logits.shape or ref_embeddings.shape != embeddings.shape:
@@ -39,7 +44,7 @@ def compare_outputs(
     clear = reference_margins(ref_logits) >= thresholds.min_margin
     # No image PyTorch is sure of (an unsure model): nothing to disagree on; accuracy lost and cosine still judge it
     agreement = float(agrees[clear].mean()) if clear.any() else 1.0
-    max_diff = float(np.abs(ref_logits - logits).max())
+    max_diff = float(np.abs(ref_logits - logits).max()) / temperature
     norms = np.linalg.norm(ref_embeddings, axis=1) * np.linalg.norm(embeddings, axis=1)
     cosines = (ref_embeddings * embeddings).sum(axis=1) / np.maximum(norms, 1e-12)
     accuracy = _accuracy_lost(ref_logits, logits, labels)
@@ -74,6 +79,7 @@ def compare_outputs(
         reference_accuracy=reference_accuracy,
         accuracy=candidate_accuracy,
         accuracy_drop=drop,
+        temperature=temperature,
     )
 
 
@@ -92,7 +98,10 @@ def describe_parity(result: ParityResult) -> str:
             f"relative drop {result.accuracy_drop:.4f}{limit}",
         )
     if thresholds.max_abs_logit_diff is not None:
-        parts.append(f"max |logit diff| {result.max_abs_logit_diff:.3g} (<= {thresholds.max_abs_logit_diff})")
+        calibrated = "calibrated " if (result.temperature or 1.0) != 1.0 else ""
+        parts.append(
+            f"max |{calibrated}logit diff| {result.max_abs_logit_diff:.3g} (<= {thresholds.max_abs_logit_diff})"
+        )
     parts.append(f"embedding cosine min {result.min_embedding_cosine:.5f} (>= {thresholds.min_embedding_cosine})")
     return "; ".join(parts)
 
@@ -133,7 +142,7 @@ def run_parity_gate(
     from har_core.runtime.predictor import Predictor
 
     predictor = Predictor.from_export(directory, device=device, require_parity=False)
-    result = compare_outputs(reference, predictor.run(pixels), thresholds, labels)
+    result = compare_outputs(reference, predictor.run(pixels), thresholds, labels, served_temperature(predictor))
     manifest = ExportManifest.load(directory)
     manifest.model_copy(update={"parity": result}).save(directory)
     return result
@@ -167,4 +176,9 @@ def recheck_parity(predictor: Predictor) -> ParityResult | None:
         return None
     pixels, reference = load_parity_set(manifest.path(predictor.directory, PARITY_SET_ROLE))
     thresholds = manifest.parity.thresholds.model_copy(update={"max_accuracy_drop": None})
-    return compare_outputs(reference, predictor.run(pixels), thresholds)
+    return compare_outputs(reference, predictor.run(pixels), thresholds, temperature=served_temperature(predictor))
+
+
+def served_temperature(predictor: Predictor) -> float:
+    """The temperature the export's own-label probabilities are served at (1 without a calibration)."""
+    return predictor.calibration.temperature if predictor.calibration else 1.0

@@ -19,11 +19,21 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
+from har_core.runtime.confidence import (
+    Calibration,
+    OodScoreName,
+    OodStatistics,
+    Verdict,
+    ood_scores,
+    softmax,
+    verdicts,
+)
 from har_core.runtime.device import DeviceName
 from har_core.runtime.labels import validate_labels
 from har_core.runtime.manifest import (
     CLASS_EMBEDDINGS_ROLE,
     MODEL_ROLE,
+    OOD_STATISTICS_ROLE,
     TEXT_MODEL_ROLE,
     TOKENIZER_ROLE,
     ExportError,
@@ -45,6 +55,20 @@ class Prediction(BaseModel):
     score: float
 
 
+class Classification(BaseModel):
+    """One image's answer: its ranked labels (calibrated probabilities) and the verdict on them (abstained or not,
+    how unlike the training images it is)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    predictions: list[Prediction]
+    verdict: Verdict
+
+    @property
+    def abstained(self) -> bool:
+        return self.verdict.abstained
+
+
 class Backend(Protocol):
     """pixels (batch, 3, H, W) float32 -> (normalised image embeddings (batch, dim), logits (batch, labels))."""
 
@@ -61,6 +85,11 @@ class Predictor:
         self._threads = threads
         self._text_encoder: OnnxTextEncoder | None = None
         self._exported_class_embeddings = _load_class_embeddings(manifest.path(directory, CLASS_EMBEDDINGS_ROLE))
+        self._ood_statistics = (
+            OodStatistics.load(manifest.path(directory, OOD_STATISTICS_ROLE))
+            if OOD_STATISTICS_ROLE in manifest.files
+            else None
+        )
 
     @classmethod
     def from_export(
@@ -96,35 +125,74 @@ class Predictor:
     def supports_custom_labels(self) -> bool:
         return self.manifest.text_tower is not None
 
+    @property
+    def calibration(self) -> Calibration | None:
+        """The export's fitted temperatures and thresholds; None for an export made before calibration existed."""
+        return self.manifest.model_card.calibration
+
     def predict(
         self, images: Sequence[Image.Image], top_k: int = 5, labels: Sequence[str] | None = None
     ) -> list[list[Prediction]]:
         """The `top_k` most probable labels per image (best first); the images are not modified."""
-        return self.predict_pixels(preprocess_batch(images, self.manifest.preprocess), top_k, labels)
+        return [answer.predictions for answer in self.classify(images, top_k, labels)]
 
     def predict_pixels(
         self, pixels: np.ndarray, top_k: int = 5, labels: Sequence[str] | None = None
     ) -> list[list[Prediction]]:
         """Like `predict` for pre-processed pixels (batch, 3, crop, crop) float32."""
-        names, probabilities = self.probabilities(pixels, labels)
-        top_k = max(1, min(top_k, len(names)))
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+        return [answer.predictions for answer in self.classify_pixels(pixels, top_k, labels)]
+
+    def classify(
+        self, images: Sequence[Image.Image], top_k: int = 5, labels: Sequence[str] | None = None
+    ) -> list[Classification]:
+        """Ranked labels plus the verdict (abstained, out-of-distribution score) per image."""
+        return self.classify_pixels(preprocess_batch(images, self.manifest.preprocess), top_k, labels)
+
+    def classify_pixels(
+        self, pixels: np.ndarray, top_k: int = 5, labels: Sequence[str] | None = None
+    ) -> list[Classification]:
+        """Like `classify` for pre-processed pixels (batch, 3, crop, crop) float32."""
+        embeddings, logits = self.run(pixels)
+        names, probabilities = self.calibrated(embeddings, logits, labels)
+        judged = self.verdicts(probabilities, self.ood_scores(embeddings, logits), custom_labels=names != self.labels)
         return [
-            [Prediction(label=names[i], score=float(row[i])) for i in indices]
-            for row, indices in zip(probabilities, order, strict=True)
+            Classification(predictions=rank(names, row, top_k), verdict=verdict)
+            for row, verdict in zip(probabilities, judged, strict=True)
         ]
 
     def probabilities(self, pixels: np.ndarray, labels: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
-        """(label names, softmax probabilities (batch, labels))."""
-        embeddings, logits = self.run(pixels)
-        if labels is not None and list(labels) != self.labels:
+        """(label names, calibrated softmax probabilities (batch, labels))."""
+        return self.calibrated(*self.run(pixels), labels)
+
+    def calibrated(
+        self, embeddings: np.ndarray, logits: np.ndarray, labels: Sequence[str] | None = None
+    ) -> tuple[list[str], np.ndarray]:
+        """(label names, probabilities) from raw outputs: the model's own logits at the fitted temperature, or custom
+        labels' logits (`labels`, through the text tower) at the zero-shot temperature."""
+        custom = labels is not None and list(labels) != self.labels
+        if custom:
             logits = self.manifest.logit_scale * embeddings @ self.class_embeddings(labels).T
-            names = list(labels)
-        else:
-            names = self.labels
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        return names, exp / exp.sum(axis=1, keepdims=True)
+        calibration = self.calibration
+        temperature = calibration.temperature_for(custom) if calibration else 1.0
+        return (list(labels) if custom else self.labels), softmax(logits, temperature)
+
+    def ood_scores(
+        self, embeddings: np.ndarray, logits: np.ndarray, name: OodScoreName | None = None
+    ) -> np.ndarray | None:
+        """Each image's out-of-distribution score from the raw outputs (`run`) over the model's own labels, whatever
+        labels were asked for: the calibration's score, or `name`; None without a calibration."""
+        calibration = self.calibration
+        if calibration is None:
+            return None
+        return ood_scores(
+            logits, self.manifest.logit_scale, name or calibration.ood_score, calibration.temperature, embeddings,
+            self._ood_statistics,
+        )  # fmt: skip
+
+    def verdicts(self, probabilities: np.ndarray, scores: np.ndarray | None, custom_labels: bool) -> list[Verdict]:
+        """Abstention (by the threshold of the label kind) and out-of-distribution flags for calibrated
+        `probabilities` and their images' `ood_scores`."""
+        return verdicts(self.calibration, probabilities, scores, custom_labels)
 
     def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw outputs (image embeddings, logits over the exported labels), batched to the export's limit."""
@@ -168,6 +236,13 @@ class Predictor:
         if len(pixels) == 0:
             raise ValueError("pixels holds no images.")
         return np.ascontiguousarray(pixels, dtype=np.float32)
+
+
+def rank(names: Sequence[str], probabilities: np.ndarray, top_k: int) -> list[Prediction]:
+    """The `top_k` labels of one row, most probable first (ties keep label order)."""
+    top_k = max(1, min(top_k, len(names)))
+    order = np.argsort(-probabilities, kind="stable")[:top_k]
+    return [Prediction(label=names[i], score=float(probabilities[i])) for i in order]
 
 
 def _load_class_embeddings(path: Path) -> np.ndarray:

@@ -11,6 +11,7 @@ import io
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from PIL import Image
@@ -25,6 +26,19 @@ from tests.conftest import PROJECT_ROOT
 @pytest.fixture(scope="module")
 def predictor(onnx_export_dir):
     return Predictor.from_export(onnx_export_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def verdict_images(predictor, synthetic_root, tmp_path_factory) -> list[Path]:
+    """A synthetic image the served calibration answers "no action" (the one the model is least sure of; checked),
+    two it answers, and a noise image."""
+    paths = sorted(synthetic_root.glob("*/*.jpg"))
+    answers = predictor.classify([open_image(path) for path in paths], top_k=1)
+    ranked = sorted(zip(paths, answers, strict=True), key=lambda pair: pair[1].verdict.confidence)
+    assert ranked[0][1].abstained and not ranked[-1][1].abstained
+    noise = tmp_path_factory.mktemp("noise") / "noise.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(noise)
+    return [ranked[0][0], ranked[-1][0], ranked[len(ranked) // 2][0], noise]
 
 
 def _post(server, route: str, **kwargs) -> requests.Response:
@@ -53,13 +67,50 @@ def test_top_k_defaults_to_five_and_is_honoured(client, sample_images):
     assert len(ranked) == 2 and ranked[0]["score"] >= ranked[1]["score"]
 
 
-def test_batch_endpoint_matches_single_predictions(client, sample_images):
-    batch = client.predict_batch(images=sample_images, top_k=3)
-    assert len(batch["predictions"]) == len(sample_images)
-    for path, ranked in zip(sample_images, batch["predictions"], strict=True):
-        single = client.predict(image=path, top_k=3)["predictions"]
-        assert [p["label"] for p in ranked] == [p["label"] for p in single]
-        assert [p["score"] for p in ranked] == pytest.approx([p["score"] for p in single], abs=1e-5)
+def test_an_answer_carries_its_verdict_by_the_served_calibration(client, predictor, verdict_images):
+    """`abstained` is the calibrated top-1 (`confidence`) below the threshold /metadata states; the ranked labels are
+    returned all the same; the out-of-distribution score is the in-process predictor's."""
+    calibration = client.metadata()["calibration"]
+    assert calibration == predictor.calibration.model_dump(mode="json")
+    answers = [client.predict(image=path, top_k=3) for path in verdict_images]
+    for path, served in zip(verdict_images, answers, strict=True):
+        assert served["confidence"] == served["predictions"][0]["score"] and len(served["predictions"]) == 3
+        assert served["abstained"] == (served["confidence"] < calibration["abstain_below"]), path.name
+        assert (served["calibration"], served["abstain_below"]) == ("own-labels", calibration["abstain_below"])
+        assert served["out_of_distribution"] == (served["ood_score"] > calibration["ood_above"])
+        expected = predictor.classify([open_image(path)], top_k=3)[0].verdict
+        assert served["ood_score"] == pytest.approx(expected.ood_score, rel=1e-5)
+    assert [served["abstained"] for served in answers][:2] == [True, False]  # one of each, at least
+
+
+def test_custom_labels_are_judged_by_the_zero_shot_calibration(client, verdict_images):
+    """/classify says it used the zero-shot temperature and threshold. (At most 8 labels on this server, so a top-1
+    is at least 1/8, above the fitted zero-shot threshold: nothing abstains here.)"""
+    calibration = client.metadata()["calibration"]
+    for path in verdict_images:
+        served = client.classify(image=path, labels=["juggling", "rowing a boat", "painting a wall"])
+        assert (served["calibration"], served["abstain_below"]) == ("zero-shot", calibration["zero_shot_abstain_below"])
+        assert served["confidence"] == served["predictions"][0]["score"]
+        assert served["abstained"] == (served["confidence"] < calibration["zero_shot_abstain_below"])
+        own = client.predict(image=path, top_k=1)  # the OOD score reads the model's own outputs, whatever the labels
+        assert served["ood_score"] == pytest.approx(own["ood_score"], rel=1e-6)
+
+
+def test_batch_endpoint_matches_single_predictions(client, sample_images, verdict_images):
+    images = [*verdict_images, *sample_images]
+    batch = client.predict_batch(images=images, top_k=3)
+    assert len(batch["predictions"]) == len(batch["verdicts"]) == len(images)
+    assert (batch["calibration"], batch["abstain_below"]) == (
+        "own-labels",
+        client.metadata()["calibration"]["abstain_below"],
+    )
+    for path, ranked, verdict in zip(images, batch["predictions"], batch["verdicts"], strict=True):
+        single = client.predict(image=path, top_k=3)
+        assert [p["label"] for p in ranked] == [p["label"] for p in single["predictions"]]
+        assert [p["score"] for p in ranked] == pytest.approx([p["score"] for p in single["predictions"]], abs=1e-5)
+        assert verdict["abstained"] == single["abstained"] and verdict["confidence"] == ranked[0]["score"]
+        assert verdict["ood_score"] == pytest.approx(single["ood_score"], rel=1e-5)
+    assert [verdict["abstained"] for verdict in batch["verdicts"]][:2] == [True, False]  # in upload order
 
 
 def test_open_vocabulary_labels_change_the_answer(client, predictor, sample_images):
@@ -79,6 +130,7 @@ def test_metadata_names_model_labels_and_limits(client, bento_model):
     assert metadata["model"]["format"] == "onnx" and metadata["bento_model"] == str(bento_model.tag)
     assert metadata["supports_custom_labels"] is True and metadata["auth_required"] is True
     assert metadata["limits"]["max_request_bytes"] == 1024 * 1024
+    assert metadata["calibration"]["coverage"] == 0.95 and "calibration_metrics" in metadata
     startup = metadata["startup_parity"]  # the export's gate, re-run where this server runs
     assert startup["checked"] and startup["passed"] is True and startup["result"]["top1_agreement"] == 1.0
 
@@ -148,7 +200,7 @@ def test_every_bad_input_is_a_4xx_json_error_and_the_server_keeps_answering(serv
                 "b.jpg",
             ),
         ),
-        "/probabilities: internal route": ("/probabilities", ({"json": {"pixels": ["AAAA"]}}, 404, "internal")),
+        "/raw_outputs: internal route": ("/raw_outputs", ({"json": {"crops": ["AAAA"]}}, 404, "internal")),
     }
     outcomes = {}
     for name, (route, (kwargs, _, _)) in cases.items():
@@ -182,10 +234,10 @@ def _model_calls(server) -> tuple[float, float, float]:
     /predict ran without the batcher (the service's own counter)."""
     text = requests.get(f"{server.url}/metrics", timeout=10).text
     total = sum(
-        float(v) for v in re.findall(r'adaptive_batch_size_sum\{[^}]*method_name="probabilities"[^}]*\} (\S+)', text)
+        float(v) for v in re.findall(r'adaptive_batch_size_sum\{[^}]*method_name="raw_outputs"[^}]*\} (\S+)', text)
     )
     count = sum(
-        float(v) for v in re.findall(r'adaptive_batch_size_count\{[^}]*method_name="probabilities"[^}]*\} (\S+)', text)
+        float(v) for v in re.findall(r'adaptive_batch_size_count\{[^}]*method_name="raw_outputs"[^}]*\} (\S+)', text)
     )
     direct = sum(float(v) for v in re.findall(r"^har_clip_direct_model_calls_total(?:\{[^}]*\})? (\S+)", text, re.M))
     return total, count, direct
@@ -201,17 +253,25 @@ def test_a_request_alone_skips_the_batcher(server, sample_images):
     assert after[:2] == before[:2]  # nothing went through the batcher
 
 
-def test_200_concurrent_requests_succeed_and_are_batched(server, sample_images):
-    payloads = [path.read_bytes() for path in sample_images]
+def test_200_concurrent_requests_succeed_and_are_batched(server, verdict_images):
+    """Batched answers are the direct ones: the batcher hands back raw outputs, calibrated and judged per request."""
+    payloads = [path.read_bytes() for path in verdict_images]
+    alone = [_post(server, "/predict", files={"image": ("a.jpg", data, "image/jpeg")}).json() for data in payloads]
     before = _model_calls(server)
 
-    def one(index: int) -> int:
+    def one(index: int) -> requests.Response:
         files = {"image": (f"{index}.jpg", payloads[index % len(payloads)], "image/jpeg")}
-        return _post(server, "/predict", files=files).status_code
+        return _post(server, "/predict", files=files)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:  # bounded: 32 in flight at most
-        statuses = list(pool.map(one, range(200)))
-    assert statuses == [200] * 200
+        responses = list(pool.map(one, range(200)))
+    assert [response.status_code for response in responses] == [200] * 200
+    for index, response in enumerate(responses):
+        body, expected = response.json(), alone[index % len(payloads)]
+        assert [p["label"] for p in body["predictions"]] == [p["label"] for p in expected["predictions"]]
+        assert body["confidence"] == pytest.approx(expected["confidence"], abs=1e-5)  # batch sizes differ in float
+        assert body["abstained"] == expected["abstained"]
+        assert body["ood_score"] == pytest.approx(expected["ood_score"], rel=1e-5)
     after = _model_calls(server)
     images, batches, direct = (now - then for now, then in zip(after, before, strict=True))
     print(f"200 requests -> {batches:.0f} batches (mean {images / max(batches, 1):.1f} images), {direct:.0f} direct")

@@ -29,6 +29,10 @@ def test_a_two_label_video_is_answered_with_its_segments_and_frame_scores(server
     assert {p["label"] for frame in body["frames"] for p in frame["predictions"]} <= set(HAR_LABELS)
     assert body["model"] == {"name": "har_clip_classifier", "version": "7", "format": "onnx"}
     assert body["video"]["codec"] == "vp8" and body["sample_fps"] == 2.0 and body["inference_ms"] > 0
+    assert body["abstain_below"] > 0 and all(frame["ood_score"] is not None for frame in body["frames"])
+    assert all(
+        frame["abstained"] == (frame["predictions"][0]["score"] < body["abstain_below"]) for frame in body["frames"]
+    )
 
 
 def test_metadata_states_the_video_limits(client):

@@ -3,17 +3,22 @@
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 import torch
 import yaml
 from click.testing import CliRunner
+from PIL import Image
 
 from har_core.config import ExportConfig
 from har_core.evaluation.promotion import PRODUCTION_STAGE
+from har_core.runtime.confidence import softmax
 from har_zenml.names import (
     BASE_MODEL_ARTIFACT,
     BENCHMARK_ARTIFACT,
     BENCHMARK_STEP,
+    CALIBRATE_STEP,
+    CALIBRATION_ARTIFACT,
     CONFUSION_MATRIX_ARTIFACT,
     DATASET_ARTIFACT,
     EVALUATION_REPORT_ARTIFACT,
@@ -22,6 +27,7 @@ from har_zenml.names import (
     FINE_TUNED_EVALUATION_STEP,
     PROMOTE_STEP,
     PROMOTION_DECISION_ARTIFACT,
+    RELIABILITY_DIAGRAM_ARTIFACT,
     TRAINED_MODEL_ARTIFACT,
     TRAINING_RESULT_ARTIFACT,
     ZENML_MODEL_NAME,
@@ -111,6 +117,7 @@ def test_run_completes_with_every_step(quickstart_run):
         "load_base_model",
         ZERO_SHOT_EVALUATION_STEP,
         "train_model",
+        CALIBRATE_STEP,
         FINE_TUNED_EVALUATION_STEP,
         EXPORT_STEP,
         BENCHMARK_STEP,
@@ -213,3 +220,81 @@ def test_the_trained_model_is_exported_gated_benchmarked_and_promoted(zenml_clie
     )
     logged = client.get_run(benchmark_run).data.metrics
     assert logged["benchmark/onnx/p50_ms"] == pytest.approx(table.metrics()["onnx/p50_ms"])
+
+
+def test_the_fine_tuned_model_is_calibrated_on_val_and_answers_its_target_share_of_test(quickstart_run):
+    """Fitted on val, reported on test: coverage at the fitted threshold within 3 points of the target, and the
+    export, the model card and the promotion record all carry the same calibration and figures."""
+    quickstart_run, _ = quickstart_run
+    calibration = quickstart_run.steps[CALIBRATE_STEP].outputs[CALIBRATION_ARTIFACT][0].load()
+    manifest = quickstart_run.steps["load_data"].outputs[DATASET_ARTIFACT][0].load()
+    assert (calibration.split, calibration.num_images, calibration.ood_score) == (
+        "val",
+        len(manifest.val),
+        "mahalanobis",
+    )
+    report = quickstart_run.steps[FINE_TUNED_EVALUATION_STEP].outputs[EVALUATION_REPORT_ARTIFACT][0].load()
+    figures = report.calibration.metrics
+    print({name: round(value, 4) for name, value in figures.items()}, report.calibration.ood_auroc)
+    assert abs(figures["coverage"] - calibration.coverage) <= 0.03
+    assert figures["selective_accuracy"] >= figures["accuracy"]  # answering only when sure does not answer worse
+    assert figures["temperature"] == calibration.temperature and report.calibration.reliability_after is not None
+    assert sum(row.count for row in report.calibration.reliability_after) == report.num_images
+    diagram = quickstart_run.steps[FINE_TUNED_EVALUATION_STEP].outputs[RELIABILITY_DIAGRAM_ARTIFACT][0].load()
+    assert diagram.width >= 500
+    card = quickstart_run.steps[EXPORT_STEP].outputs[EXPORTS_ARTIFACT][0].load().manifest("onnx").model_card
+    assert card.calibration == calibration and card.calibration_metrics == figures
+    decision = quickstart_run.steps[PROMOTE_STEP].outputs[PROMOTION_DECISION_ARTIFACT][0].load()
+    assert (decision.ece, decision.ece_before) == (figures["ece_after"], figures["ece_before"])
+    zero_shot = quickstart_run.steps[ZERO_SHOT_EVALUATION_STEP].outputs[EVALUATION_REPORT_ARTIFACT][0].load()
+    assert zero_shot.calibration.reliability_after is None and "ece_before" in zero_shot.calibration.metrics
+
+
+def test_every_format_serves_the_same_calibrated_probabilities_within_its_gate(quickstart_run):
+    """Each format's probabilities on the export's own parity images against the PyTorch format's: a gate of δ on
+    calibrated logits bounds every probability's change to p·(e^(2δ) − 1); int8, gated on accuracy, must agree on
+    the top-1 where PyTorch is sure."""
+    from har_core.runtime.parity import load_parity_set, reference_margins
+    from har_core.runtime.predictor import Predictor
+
+    quickstart_run, _ = quickstart_run
+    bundle = quickstart_run.steps[EXPORT_STEP].outputs[EXPORTS_ARTIFACT][0].load()
+    reference = Predictor.from_export(bundle.directory("pytorch"), device="cpu")
+    pixels, _ = load_parity_set(reference.manifest.path(reference.directory, "parity_set"))
+    _, expected = reference.probabilities(pixels)
+    embeddings, logits = reference.run(pixels)
+    assert np.allclose(expected, softmax(logits, reference.calibration.temperature), atol=1e-6)
+    for name in bundle.deployable_formats():
+        predictor = Predictor.from_export(bundle.directory(name), device="cpu")
+        assert predictor.calibration == reference.calibration
+        _, probabilities = predictor.probabilities(pixels)
+        gate = predictor.manifest.parity.thresholds
+        if gate.max_abs_logit_diff is not None:
+            bound = expected * (np.exp(2 * gate.max_abs_logit_diff) - 1) + 1e-6
+            assert np.all(np.abs(probabilities - expected) <= bound), name
+        else:
+            sure = reference_margins(logits) >= gate.min_margin
+            agreement = (probabilities.argmax(axis=1) == expected.argmax(axis=1))[sure].mean()
+            assert agreement >= gate.min_top1_agreement, name
+
+
+def test_camera_noise_frames_abstain_or_are_flagged_out_of_distribution(quickstart_run):
+    """What a live camera sends when nothing is in view: at least 90% of 640x480 noise frames get "no action" or an
+    out-of-distribution flag, while the test images keep about the fitted 95% in distribution."""
+    from har_core.data.dataset import load_image
+    from har_core.runtime.predictor import Predictor
+
+    quickstart_run, _ = quickstart_run
+    bundle = quickstart_run.steps[EXPORT_STEP].outputs[EXPORTS_ARTIFACT][0].load()
+    predictor = Predictor.from_export(bundle.directory("onnx"), device="cpu")
+    rng = np.random.default_rng(11)
+    frames = [Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)) for _ in range(40)]
+    noise = predictor.classify(frames, top_k=3)
+    caught = np.mean([answer.abstained or answer.verdict.out_of_distribution for answer in noise])
+    manifest = quickstart_run.steps["load_data"].outputs[DATASET_ARTIFACT][0].load()
+    test = predictor.classify([load_image(record.path) for record in manifest.split("test")[:200]], top_k=3)
+    flagged = np.mean([answer.verdict.out_of_distribution for answer in test])
+    print(f"noise caught {caught:.2f}, test images flagged {flagged:.2f}")
+    assert caught >= 0.9
+    assert flagged <= 0.15
+    assert all(len(answer.predictions) == 3 for answer in noise)  # abstained answers still rank the labels

@@ -20,6 +20,7 @@ import pytest
 import requests
 import yaml
 
+from har_core.runtime.confidence import NO_ACTION
 from tests.conftest import PROJECT_ROOT
 from tests.required import skip_without
 
@@ -136,6 +137,31 @@ def test_upload_an_image_and_see_the_label_and_chart(page, viewer_url, viewer_ru
     assert screenshot(page, "predict").stat().st_size > 0
 
 
+def test_an_image_the_model_abstains_on_reads_no_action(
+    page, viewer_url, calibrated_bento_url, onnx_export_dir, tmp_path
+):
+    """The Bento URL typed in the sidebar (a Bento serving the tests' calibrated export), then an image its
+    calibration abstains on: the page names no action, the best guess and the threshold, and draws the labels."""
+    from har_core.runtime.predictor import Predictor
+    from tests.viewer.unsure_images import judged_image
+
+    predictor = Predictor.from_export(onnx_export_dir)
+    unsure = tmp_path / "unsure.png"
+    judged_image(predictor, abstained=True).save(unsure)
+    page.goto(viewer_url)
+    page.get_by_text("Answering with the local onnx export").wait_for()
+    url_box = page.get_by_role("textbox", name="Bento URL")
+    url_box.fill(calibrated_bento_url)
+    url_box.press("Enter")
+    page.get_by_text(f"Answering with the Bento service at {calibrated_bento_url}").wait_for()
+    page.locator("input[type=file]").set_input_files([str(unsure)])
+    page.locator("h3").filter(has_text=NO_ACTION).wait_for()
+    page.get_by_text("No action named: the best guess").wait_for()
+    page.locator("[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg").first.wait_for()
+    page.wait_for_timeout(1000)
+    screenshot(page, "predict-no-action")
+
+
 def test_a_camera_photo_is_scored(page, viewer_url):
     page.goto(viewer_url)
     page.get_by_text("Answering with the local onnx export").wait_for()
@@ -247,14 +273,15 @@ def test_the_live_camera_shows_the_action_it_sees_with_its_rate(browser, viewer_
 
 def test_runs_page_lists_the_run(page, viewer_url, viewer_run):
     run, _ = viewer_run
-    page.set_viewport_size({"width": 1400, "height": 2300})  # the whole page in one screenshot
+    page.set_viewport_size({"width": 1400, "height": 2800})  # the whole page in one screenshot
     page.goto(f"{viewer_url}/runs?run={run.name}")
     page.locator("h2").filter(has_text=run.name).wait_for()
     page.get_by_text("Status completed").wait_for()
     page.get_by_text("Most frequent confusions").wait_for()
-    page.locator("[data-testid=stVegaLiteChart]").nth(3).wait_for()  # loss, accuracy, confusion, per class
-    page.locator("[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg").nth(3).wait_for()
-    assert page.locator("[data-testid=stVegaLiteChart]").count() == 4
+    page.get_by_text("Calibration (").wait_for()  # the figures beside the reliability diagram
+    page.locator("[data-testid=stVegaLiteChart]").nth(4).wait_for()  # loss, accuracy, confusion, per class, reliability
+    page.locator("[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg").nth(4).wait_for()
+    assert page.locator("[data-testid=stVegaLiteChart]").count() == 5
     page.wait_for_timeout(1500)
     screenshot(page, "runs")
     link = page.locator("[data-testid=stPageLink] a").first  # the most frequent confusion

@@ -9,10 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from har_core.runtime.confidence import NO_ACTION
 from har_core.runtime.predictor import Predictor
 from har_core.runtime.preprocess import preprocess
+from har_core.runtime.timeline import current_action
+from tests.viewer.unsure_images import judged_image
 from viewer.backends import LocalBackend
+from viewer.charts import SMOOTHED_TOP1, live_chart
 from viewer.live_scoring import LiveScorer, LiveSettings
+from viewer.webcam import live_verdict_text
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +66,44 @@ def test_the_readout_is_the_smoothed_probability_of_the_backends_answers(backend
         time.sleep(0.04)
     state = scorer.snapshot()
     np.testing.assert_allclose(state.history[-1].probabilities, direct[0], atol=1e-6)  # same frame: mean = itself
-    assert state.label == backend.labels[int(direct[0].argmax())]
+    assert state.best_label == backend.labels[int(direct[0].argmax())]
+    assert state.label == current_action(direct[0], backend.labels, state.threshold)[0]  # "no action" below it
     assert state.probability == pytest.approx(float(direct[0].max()), abs=1e-6)
     scorer.configure(LiveSettings(scoring_fps=30.0, smoothing="ema", alpha=0.5))  # new settings: a new history
     assert scorer.snapshot().history == [] and scorer.snapshot().received == 0
+    scorer.close()
+
+
+def test_the_readout_is_no_action_while_the_smoothed_top1_is_below_the_exports_threshold(backend, synthetic_root):
+    """A frame the export's calibration abstains on reads "no action" (its best guess kept), then frames it answers
+    bring the action back once their smoothed top-1 reaches the threshold."""
+    predictor = backend.predictor
+    extra = sorted(synthetic_root.glob("*/*.jpg"))
+    unsure, sure = (judged_image(predictor, abstained, extra) for abstained in (True, False))
+    scorer = LiveScorer(backend, LiveSettings(scoring_fps=30.0, smoothing="window", window=1))
+    for count, image in enumerate([unsure, sure], start=1):
+        scorer.offer(av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24"))
+        wait_until_scored(scorer, count)
+        state = scorer.snapshot()
+        expected = predictor.classify([image], top_k=1)[0]
+        assert state.threshold == predictor.calibration.abstain_below and state.calibrated
+        assert state.best_label == expected.predictions[0].label
+        assert state.probability == pytest.approx(expected.verdict.confidence, abs=1e-6)
+        assert state.abstained is (image is unsure)
+        assert state.label == (NO_ACTION if image is unsure else expected.predictions[0].label)
+        threshold = f"{predictor.calibration.abstain_below:.1%}"
+        assert live_verdict_text(state) == (
+            f"No action named: the smoothed best guess, **{state.best_label}** at {state.probability:.1%}, is below "
+            f"the {threshold} this model needs to name an action."
+            if image is unsure
+            else f"Smoothed calibrated probability; below {threshold} the model answers “{NO_ACTION}”."
+        )
+        time.sleep(0.04)
+    spec = live_chart(state).to_dict()  # the two labels leading, the smoothed top-1 and the threshold
+    lines, rule = spec["layer"]
+    [rows] = spec["datasets"].values()
+    top1 = [row["probability"] for row in rows if row["label"] == SMOOTHED_TOP1]
+    assert top1 == [point.confidence for point in state.history] and rule["encoding"]["y"]["field"] == "threshold"
     scorer.close()
 
 

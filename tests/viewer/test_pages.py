@@ -12,8 +12,11 @@ from urllib.parse import parse_qs
 import pytest
 from PIL import Image
 
+from har_core.runtime.confidence import NO_ACTION
 from har_zenml.names import PROMOTION_DECISION_ARTIFACT
 from tests.conftest import CPU_LOCK, PROJECT_ROOT
+from tests.viewer.unsure_images import encoded_png, judged_image, no_action_video
+from viewer.tables import CALIBRATION_FIGURES
 
 pytestmark = pytest.mark.slow
 APP = str(PROJECT_ROOT / "viewer" / "app.py")
@@ -79,14 +82,91 @@ def test_predict_page_ranks_uploads_like_the_export_and_refuses_non_images(app, 
     at.file_uploader[0].set_value([("wrong.png", image, "image/png"), ("notes.txt", b"not an image", "text/plain")])
     at.run()
     predictor = Predictor.from_export(store.version_exports(version).directory("onnx"))
-    expected = predictor.predict([Image.open(io.BytesIO(image))], top_k=5)[0]
-    assert texts(at.subheader) == [f"{expected[0].label} · {expected[0].score:.1%}"]
-    assert expected[0].label == wrong_image.predicted_label  # the page shows the model's (wrong) answer
+    answer = predictor.classify([Image.open(io.BytesIO(image))], top_k=5)[0]
+    expected = answer.predictions
+    assert texts(at.subheader) == [headline(answer)]
+    assert expected[0].label == wrong_image.predicted_label  # the page shows the model's (wrong) answer, or abstains
+    assert verdict_line(answer, predictor.calibration.abstain_below) in texts(at.markdown)
     [error] = texts(at.error)
     assert error.startswith("Not an image, skipped: notes.txt")
     [chart] = charts(at)
-    assert chart["encoding"]["x"]["field"] == "probability"
-    assert [row["label"] for row in chart_rows(at, 0)] == [p.label for p in expected]
+    bars, rule = chart["layer"]  # the bars, and a dashed rule at the abstention threshold
+    assert bars["encoding"]["x"]["field"] == "probability" and rule["encoding"]["x"]["field"] == "threshold"
+    rows = chart_rows(at, 0)
+    assert [row["label"] for row in rows] == [p.label for p in expected]
+    assert {row["threshold"] for row in rows} == {predictor.calibration.abstain_below}
+
+
+def headline(answer) -> str:
+    """The page's headline for a `Classification`: "no action", or the top label and its calibrated probability."""
+    best = answer.predictions[0]
+    return NO_ACTION if answer.abstained else f"{best.label} · {best.score:.1%}"
+
+
+def verdict_line(answer, threshold: float) -> str:
+    best, confidence = answer.predictions[0], answer.verdict.confidence
+    if answer.abstained:
+        return (
+            f"No action named: the best guess, **{best.label}**, has a calibrated confidence of {confidence:.1%}, "
+            f"below {threshold:.1%}."
+        )
+    return f"Calibrated confidence {confidence:.1%}; below {threshold:.1%} the model answers “{NO_ACTION}”."
+
+
+@pytest.fixture(scope="module")
+def calibrated_predictor(onnx_export_dir):
+    """The calibrated export the `calibrated_bento_url` serves, to find images it abstains on and check answers."""
+    from har_core.runtime.predictor import Predictor
+
+    return Predictor.from_export(onnx_export_dir)
+
+
+def test_an_image_the_model_abstains_on_shows_no_action_and_its_best_guess(
+    app, calibrated_bento_url, calibrated_predictor, monkeypatch
+):
+    """A Bento whose calibrated top-1 for an image is below the fitted threshold answers "no action": the page says
+    so, names the best guess and still draws the ranked labels; an image unlike the training images gets a warning."""
+    monkeypatch.setenv("HAR_CLIP_BENTO_URL", calibrated_bento_url)
+    unsure = judged_image(calibrated_predictor, abstained=True)
+    strange = judged_image(calibrated_predictor, abstained=None, out_of_distribution=True)
+    at = app.run()
+    assert f"Answering with the Bento service at {calibrated_bento_url}" in texts(at.caption)[0]
+    uploads = [("unsure.png", encoded_png(unsure), "image/png"), ("strange.png", encoded_png(strange), "image/png")]
+    at.file_uploader[0].set_value(uploads).run()
+    assert not at.exception
+    answers = [calibrated_predictor.classify([image], top_k=5)[0] for image in (unsure, strange)]
+    assert texts(at.subheader) == [NO_ACTION, headline(answers[1])]
+    calibration = calibrated_predictor.calibration
+    assert verdict_line(answers[0], calibration.abstain_below) in texts(at.markdown)
+    assert [row["label"] for row in chart_rows(at, 0)] == [p.label for p in answers[0].predictions]
+    assert charts(at)[0]["layer"][1]["mark"]["type"] == "rule"  # the threshold the top bar falls short of
+    warnings = [text for text in texts(at.warning) if text.startswith("Out of distribution")]
+    flagged = [answer.verdict.ood_score for answer in answers if answer.verdict.out_of_distribution]
+    assert len(warnings) == len(flagged) >= 1
+    assert f"score {flagged[-1]:.3f}, above its threshold {calibration.ood_above:.3f})" in warnings[-1]
+
+
+def test_a_stretch_the_model_abstains_on_is_a_grey_no_action_segment(
+    app, calibrated_bento_url, calibrated_predictor, monkeypatch
+):
+    from viewer.backends import LocalBackend
+    from viewer.charts import NO_ACTION_COLOUR
+
+    monkeypatch.setenv("HAR_CLIP_BENTO_URL", calibrated_bento_url)
+    backend = LocalBackend(calibrated_predictor, {"name": "tiny", "version": "1"})  # the Bento's video settings
+    video, expected = no_action_video(backend, judged_image(calibrated_predictor, abstained=False))
+    at = app.run()
+    at.file_uploader[0].set_value(("stretch.avi", video, "video/x-msvideo")).run()
+    assert not at.exception
+    labels = [segment.label for segment in expected.segments]
+    assert labels[-1] == NO_ACTION and texts(at.subheader) == ["stretch.avi · " + " → ".join(labels)]
+    [timeline] = charts(at)
+    scale = timeline["vconcat"][0]["encoding"]["color"]["scale"]
+    assert dict(zip(scale["domain"], scale["range"], strict=True))[NO_ACTION] == NO_ACTION_COLOUR
+    [table] = [frame.value for frame in at.dataframe if "mean_score" in frame.value.columns]
+    assert table["label"].tolist() == labels
+    threshold = calibrated_predictor.calibration.abstain_below
+    assert f"“{NO_ACTION}” (grey) where the smoothed top-1 is below {threshold:.1%}" in texts(at.caption)[-1]
 
 
 def test_custom_labels_rank_only_the_given_labels(app, viewer_run, wrong_image):
@@ -125,6 +205,9 @@ def test_a_video_upload_shows_the_segments_the_export_finds(app, viewer_run, syn
     assert [chart["title"] for chart in timeline["vconcat"]] == ["Action segments", "Each sampled frame's top label"]
     assert len(chart_rows(at, 0)) == len(expected.segments)
     assert len(at.get("video")) == 1
+    threshold = predictor.calibration.abstain_below
+    assert expected.abstain_below == threshold
+    assert f"“{NO_ACTION}” (grey) where the smoothed top-1 is below {threshold:.1%}" in texts(at.caption)[-1]
 
 
 def test_an_unreachable_bento_is_named_with_what_to_do(app):
@@ -151,11 +234,13 @@ def test_runs_page_shows_the_run_curves_evaluation_and_versions(app, viewer_run)
     markdown = texts(at.markdown)
     assert f"Status **{run.status.value}**" in markdown[0] and run.status.value == "completed"
     titles = [chart.get("title") for chart in charts(at)]
-    assert titles[:2] == ["Loss per epoch", "Accuracy per epoch"] and len(titles) == 4
+    assert titles[:2] == ["Loss per epoch", "Accuracy per epoch"] and titles[4] == "Reliability diagram"
+    assert len(titles) == 5
     assert {row["epoch"] for row in chart_rows(at, 0)} == {1, 2}
     confusion = charts(at)[2]
     assert confusion["layer"][0]["encoding"]["href"]["field"] == "link"
     report = store.evaluation_report(run)
+    assert_calibration_shown(at, report)
     top_count = max(c for i, row in enumerate(report.confusion_matrix) for j, c in enumerate(row) if i != j)
     first = at.page_link[0].proto
     assert first.page == "mistakes" and first.label.endswith(f": {top_count}")
@@ -187,6 +272,26 @@ def test_runs_page_shows_the_run_curves_evaluation_and_versions(app, viewer_run)
     assert facts["lock"].startswith(f"{CPU_LOCK} sha256 ") and "training 42" in facts["seeds"]
     assert f"{recorded.machine.torch_threads} torch threads" in facts["training process"]
     assert f"python run.py --reproduce {version.number}" in " ".join(texts(at.caption))
+
+
+def assert_calibration_shown(at, report) -> None:
+    """The fine-tuned evaluation's calibration figures and its reliability diagram, bin by bin, as recorded."""
+    summary = report.calibration
+    assert summary is not None and summary.reliability_after is not None  # the training run calibrates
+    assert f"**Calibration** ({report.num_images} {report.split} images)" in texts(at.markdown)
+    [figures] = [frame.value for frame in at.dataframe if list(frame.value.columns) == ["figure", "value"]]
+    shown = dict(zip(figures["figure"], figures["value"], strict=True))
+    recorded = {name: summary.metrics[key] for key, name in CALIBRATION_FIGURES.items() if key in summary.metrics}
+    assert {"ECE before calibration", "ECE after calibration", "temperature"} <= set(recorded)
+    assert shown == pytest.approx(recorded | {f"OOD AUROC, {k}": v for k, v in summary.ood_auroc.items()}, abs=1e-4)
+    drawn = chart_rows(at, 4)
+    for when, bins in (
+        ("before calibration", summary.reliability_before),
+        ("after calibration", summary.reliability_after),
+    ):
+        rows = [(row["confidence"], row["accuracy"], row["images"]) for row in drawn if row["when"] == when]
+        assert rows == [(b.confidence, b.accuracy, b.count) for b in bins if b.count]
+        assert sum(row[2] for row in rows) == report.num_images
 
 
 def test_mistakes_page_filters_by_class_pair(app, viewer_run, wrong_image):
@@ -246,9 +351,10 @@ def test_predict_page_asks_a_running_bento(app, viewer_run, wrong_image, bento_u
     image = png_bytes(wrong_image.path)
     at.file_uploader[0].set_value(("wrong.png", image, "image/png")).run()
     local = Predictor.from_export(store.version_exports(version).directory("onnx"))
-    expected = local.predict([Image.open(io.BytesIO(image))], top_k=5)[0]
-    assert texts(at.subheader) == [f"{expected[0].label} · {expected[0].score:.1%}"]
-    assert [row["label"] for row in chart_rows(at, 0)] == [p.label for p in expected]
+    answer = local.classify([Image.open(io.BytesIO(image))], top_k=5)[0]
+    assert texts(at.subheader) == [headline(answer)]
+    assert verdict_line(answer, local.calibration.abstain_below) in texts(at.markdown)  # the Bento's verdict
+    assert [row["label"] for row in chart_rows(at, 0)] == [p.label for p in answer.predictions]
     [labels_input] = [box for box in at.text_input if box.label == "Custom labels"]
     labels_input.set_value("juggling, rowing").run()  # open vocabulary through the Bento's /classify
     assert sorted(row["label"] for row in chart_rows(at, 0)) == ["juggling", "rowing"]

@@ -6,14 +6,17 @@ from __future__ import annotations
 import streamlit as st
 
 from har_core.evaluation.promotion import PRODUCTION_STAGE, STAGING_STAGE
+from har_core.runtime.confidence import NO_ACTION
 from har_core.runtime.images import InvalidImageError, open_image
 from har_core.runtime.video import is_video_name
 from viewer import store
 from viewer.backends import (
+    Answer,
     Backend,
     BackendUnavailableError,
     BentoBackend,
     PredictionRequestError,
+    VideoAnswer,
     deployable_formats,
     local_backend,
 )
@@ -141,9 +144,37 @@ def show_prediction(backend: Backend, name: str, data: bytes, top_k: int, labels
     picture, chart = st.columns([1, 2])
     picture.image(image, caption=name, width="stretch")
     best = answer.predictions[0]
-    chart.subheader(f"{best.label} · {best.score:.1%}")
-    chart.altair_chart(predictions_chart(answer.predictions), width="stretch")
+    chart.subheader(NO_ACTION if answer.abstained else f"{best.label} · {best.score:.1%}")
+    chart.markdown(verdict_text(answer))
+    if answer.verdict.out_of_distribution:
+        chart.warning(ood_text(answer, backend))
+    chart.altair_chart(predictions_chart(answer.predictions, answer.threshold), width="stretch")
     chart.caption(f"{backend.description} · {answer.inference_ms:.0f} ms")
+
+
+def verdict_text(answer: Answer) -> str:
+    """What the confidence means: calibrated or not, and for "no action" the best guess and the bar it missed."""
+    best, confidence = answer.predictions[0], answer.verdict.confidence
+    if not answer.calibrated:
+        return (
+            f"Confidence {confidence:.1%}, uncalibrated: this model has no calibration and never answers “{NO_ACTION}”."
+        )
+    bar = "the model's threshold" if answer.threshold is None else f"{answer.threshold:.1%}"
+    if answer.abstained:
+        return (
+            f"No action named: the best guess, **{best.label}**, has a calibrated confidence of {confidence:.1%}, "
+            f"below {bar}."
+        )
+    return f"Calibrated confidence {confidence:.1%}; below {bar} the model answers “{NO_ACTION}”."
+
+
+def ood_text(answer: Answer, backend: Backend) -> str:
+    score = answer.verdict.ood_score
+    above = f", above its threshold {backend.calibration.ood_above:.3f}" if backend.calibration is not None else ""
+    return (
+        f"Out of distribution: this image is unlike the images the model was trained on (score {score:.3f}{above}), "
+        "so its answer deserves less trust than its confidence says."
+    )
 
 
 def show_video_prediction(backend: Backend, name: str, data: bytes, top_k: int) -> None:
@@ -162,7 +193,15 @@ def show_video_prediction(backend: Backend, name: str, data: bytes, top_k: int) 
     timeline.dataframe(rows, hide_index=True, width="stretch")
     timeline.caption(
         f"{backend.description} · {len(answer.frames)} frames at {answer.sample_fps:g} fps over "
-        f"{answer.duration_s:.1f} s · {answer.inference_ms:.0f} ms"
+        f"{answer.duration_s:.1f} s · {answer.inference_ms:.0f} ms · {video_verdict_text(answer)}"
+    )
+
+
+def video_verdict_text(answer: VideoAnswer) -> str:
+    if answer.abstain_below is None:
+        return f"uncalibrated probabilities, never “{NO_ACTION}”"
+    return (
+        f"calibrated probabilities; “{NO_ACTION}” (grey) where the smoothed top-1 is below {answer.abstain_below:.1%}"
     )
 
 

@@ -7,10 +7,12 @@ import streamlit as st
 
 from har_zenml.names import FINE_TUNED_EVALUATION_STEP, ZERO_SHOT_EVALUATION_STEP
 from viewer import store
-from viewer.charts import confusion_chart, history_chart, per_class_chart, per_class_frame
-from viewer.tables import benchmark_frame
+from viewer.charts import confusion_chart, history_chart, per_class_chart, per_class_frame, reliability_chart
+from viewer.tables import benchmark_frame, calibration_frame
 
 MAX_CONFUSION_LINKS = 8
+RELIABILITY_HEIGHT_PX = 480  # about square beside the figures, legend and axis titles included
+TABLE_ROW_PX = 35  # st.dataframe's row height: a table this tall shows every row without scrolling
 
 
 def runs_table(rows: list[store.RunRow]) -> pd.DataFrame:
@@ -64,6 +66,21 @@ def show_evaluation(run, version_number: int | None) -> None:
     with per_class.expander("Per-class table"):
         st.dataframe(per_class_frame(report).round(3), hide_index=True)
     show_confusion_links(report, version_number)
+    show_calibration(report)
+
+
+def show_calibration(report) -> None:
+    """How far the fine-tuned model's confidences are from its accuracy, before and after calibration, and what
+    abstaining below the fitted threshold buys (docs/confidence.md)."""
+    summary = report.calibration
+    if summary is None:
+        st.info("No calibration figures: this run's evaluation was made before calibration existed.")
+        return
+    figures, diagram = st.columns([2, 3])
+    table = calibration_frame(summary).round(4)
+    figures.markdown(f"**Calibration** ({report.num_images} {report.split} images)")
+    figures.dataframe(table, hide_index=True, width="stretch", height=TABLE_ROW_PX * (len(table) + 1) + 3)
+    diagram.altair_chart(reliability_chart(summary), width="stretch", height=RELIABILITY_HEIGHT_PX)
 
 
 def show_confusion_links(report, version_number: int | None) -> None:

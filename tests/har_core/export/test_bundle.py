@@ -95,8 +95,11 @@ def test_predict_gives_probabilities_over_the_label_set(tiny_exports, tiny_model
         assert [p.score for p in row] == sorted((p.score for p in row), reverse=True)
     from har_core.runtime.preprocess import preprocess_batch
 
+    temperature = predictor.calibration.temperature  # every format serves calibrated probabilities
     expected = torch.softmax(
-        torch.from_numpy(torch_logits(tiny_model, preprocess_batch(images, tiny_model.preprocess_config))), 1
+        torch.from_numpy(torch_logits(tiny_model, preprocess_batch(images, tiny_model.preprocess_config)))
+        / temperature,
+        1,
     )
     top = predictor.predict(images, top_k=2)
     for row, probabilities in zip(top, expected, strict=True):

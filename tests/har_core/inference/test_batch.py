@@ -56,13 +56,15 @@ def test_a_folder_becomes_a_table_of_images_and_video_frames_with_unreadable_fil
     images = table[table["kind"] == "image"]
     assert list(table.columns) == [
         "file", "kind", "frame", "time_s", "label_1", "score_1", "label_2", "score_2", "label_3", "score_3",
-        "model_version", "format",
+        "abstained", "ood_score", "model_version", "format",
     ]  # fmt: skip
     paths = sorted(folder.glob("*/*.jpg"))
     assert list(images["file"]) == [path.relative_to(folder).as_posix() for path in paths]
-    expected = predictor.predict([Image.open(path) for path in paths], top_k=3)
-    assert list(images["label_1"]) == [ranked[0].label for ranked in expected]
-    np.testing.assert_allclose(images["score_3"], [ranked[2].score for ranked in expected], atol=1e-6)
+    expected = predictor.classify([Image.open(path) for path in paths], top_k=3)
+    assert list(images["label_1"]) == [answer.predictions[0].label for answer in expected]
+    np.testing.assert_allclose(images["score_3"], [answer.predictions[2].score for answer in expected], atol=1e-6)
+    assert list(images["abstained"]) == [answer.abstained for answer in expected]
+    np.testing.assert_allclose(images["ood_score"], [answer.verdict.ood_score for answer in expected], rtol=1e-6)
     assert images["frame"].isna().all() and images["time_s"].isna().all()
 
     video = table[table["kind"] == "video"]
@@ -70,11 +72,14 @@ def test_a_folder_becomes_a_table_of_images_and_video_frames_with_unreadable_fil
     first, second = (known.label for known in video_images)
     assert list(video["label_1"]) == [first] * 4 + [second] * 4
     assert set(table["model_version"]) == {"7"} and set(table["format"]) == {"onnx"}
+    threshold = predictor.calibration.abstain_below  # every row, image or frame, by its own top-1
+    assert list(table["abstained"]) == list(table["score_1"] < threshold) and table["ood_score"].notna().all()
 
     assert (summary.images, summary.videos, summary.video_frames, summary.files) == (10, 1, 8, 12)
     assert [item.file for item in summary.unreadable] == ["broken.jpg"]
     assert "not a readable image" in summary.unreadable[0].error
     assert sum(summary.label_counts.values()) == 18 and summary.images_per_s > 0
+    assert summary.abstained == table["abstained"].sum()
     assert list(summary.label_counts.values()) == sorted(summary.label_counts.values(), reverse=True)
 
 
@@ -183,10 +188,38 @@ def test_rows_go_to_bounded_parts_and_the_csv_streams_the_same_table(predictor, 
         names = [row["label_1"], row["label_2"], row["label_3"]]
         frame = None if pd.isna(row["frame"]) else int(row["frame"])
         time_s = None if pd.isna(row["time_s"]) else float(row["time_s"])
-        chunked_writer.add(row["file"], row["kind"], names, probabilities, frame, time_s)
+        chunked_writer.add(
+            row["file"], row["kind"], names, probabilities, frame, time_s, row["abstained"], row["ood_score"]
+        )
     chunked = chunked_writer.close()
     assert chunked.rows == whole.rows == 18 and len(chunked.parts) == 5 and max(held) <= 4
     pd.testing.assert_frame_equal(chunked.to_frame(), whole.to_frame())
     csv = chunked.write_csv(tmp_path / "predictions.csv")
     assert pd.read_csv(csv)["file"].tolist() == whole.to_frame()["file"].tolist()
     assert pd.read_csv(csv).columns.tolist() == list(whole.columns)
+
+
+def test_an_image_the_model_cannot_name_is_an_abstained_row_and_old_exports_abstain_never(
+    predictor, synthetic_root, tmp_path
+):
+    """The table says "no action" where the calibration does; an export made before calibration still scores, with
+    nothing abstained and no out-of-distribution score."""
+    from tests.har_core.runtime.test_video import uncalibrated_copy
+
+    paths = sorted(synthetic_root.glob("*/*.jpg"))
+    answers = predictor.classify([Image.open(path) for path in paths], top_k=1)
+    unsure = [path for path, answer in zip(paths, answers, strict=True) if answer.abstained][:2]
+    sure = [path for path, answer in zip(paths, answers, strict=True) if not answer.abstained][:2]
+    assert len(unsure) == 2, "the session's fitted calibration abstains on some synthetic images"
+    root = tmp_path / "mixed"
+    root.mkdir()
+    for index, path in enumerate(unsure + sure):
+        shutil.copy(path, root / f"{index}.jpg")
+    files, _ = list_inputs(LocalFolder(root), max_files=10)
+    parts, summary = score_files(predictor, LocalFolder(root), files, config(), "7")
+    assert parts.to_frame()["abstained"].tolist() == [True, True, False, False] and summary.abstained == 2
+
+    old = uncalibrated_copy(predictor.directory, tmp_path / "old")
+    parts, summary = score_files(old, LocalFolder(root), files, config(), "7")
+    table = parts.to_frame()
+    assert not table["abstained"].any() and table["ood_score"].isna().all() and summary.abstained == 0

@@ -25,6 +25,7 @@ def test_underscores_become_words_in_prompts():
         (["a", " "], ["{}"], "non-empty"),
         (["a"], ["no placeholder"], "placeholder"),
         (["a"], [], "At least one"),
+        (["a", " No Action"], ["{}"], "unsure answer is shown as"),
     ],
 )
 def test_bad_labels_or_templates_are_rejected(labels, templates, message):

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import io
+import json
+import shutil
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from PIL import Image
 
+from har_core.runtime.confidence import NO_ACTION
+from har_core.runtime.manifest import EXPORT_MANIFEST_FILE
 from har_core.runtime.predictor import Predictor
 from har_core.runtime.settings import VideoConfig
 from har_core.runtime.video import InvalidVideoError, VideoReader, VideoTooLargeError, is_video_name
 from har_core.runtime.video_scoring import score_video
-from tests.videos import CODECS, encode_video, two_label_frames
+from tests.videos import CODECS, encode_video, load_frame, two_label_frames
 
 FPS, SECONDS, CHANGE_S = 10, 8.0, 4.2
 CONFIG = VideoConfig(sample_fps=2.0, smoothing_window=3, min_segment_s=1.0)
@@ -72,6 +77,70 @@ def test_a_short_flash_of_another_label_is_smoothed_away(predictor, label_images
     assert flash.predictions[0].label == second_label  # the raw frame sees it
     assert flash.smoothed_label == first_label
     assert [(s.label, s.start_s, s.end_s) for s in result.segments] == [(first_label, 0.0, 6.0)]
+
+
+@pytest.fixture(scope="module")
+def unnameable_image(predictor, synthetic_root) -> Image.Image:
+    """The synthetic image this predictor is least sure of, which its fitted calibration answers "no action" (checked,
+    not assumed)."""
+    paths = sorted(synthetic_root.glob("*/*.jpg"))
+    answers = predictor.classify([load_frame(path) for path in paths], top_k=1)
+    path, answer = min(zip(paths, answers, strict=True), key=lambda pair: pair[1].verdict.confidence)
+    assert answer.abstained, (answer, predictor.calibration)
+    return load_frame(path)
+
+
+def uncalibrated_copy(export_dir: Path, directory: Path) -> Predictor:
+    """A copy of `export_dir` as an export made before calibration existed (its manifest's model card carries none;
+    the manifest itself is not hashed), loaded."""
+    shutil.copytree(export_dir, directory)
+    manifest = json.loads((directory / EXPORT_MANIFEST_FILE).read_text())
+    manifest["model_card"].pop("calibration")
+    manifest["model_card"].pop("calibration_metrics", None)
+    (directory / EXPORT_MANIFEST_FILE).write_text(json.dumps(manifest))
+    return Predictor.from_export(directory, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def uncalibrated_predictor(onnx_export_dir, tmp_path_factory) -> Predictor:
+    return uncalibrated_copy(onnx_export_dir, tmp_path_factory.mktemp("uncalibrated") / "onnx")
+
+
+def test_a_stretch_the_model_cannot_name_becomes_a_no_action_segment(
+    predictor, uncalibrated_predictor, label_images, video_images, unnameable_image
+):
+    """The issue's test: a middle stretch of 3 s, longer than min_segment_s plus the smoothing window (1 + 1.5 s),
+    that shows nothing the model can name gets a "no action" segment there, and its frames keep their ranked labels.
+
+    Not a blank stretch: the random-init tiny model is surer of a uniform grey, white or black frame (top-1 0.10 to
+    0.12) than of the median synthetic image (0.098), so no threshold fitted on the synthetic images at the default
+    coverage sends a blank frame to "no action". The stretch shows the synthetic image the model is least sure of,
+    which the session's calibration (tests/conftest.py `tiny_calibration`, fitted, not set) answers "no action"."""
+    first, second = label_images
+    first_label, second_label = (known.label for known in video_images)
+    frames = [first] * 30 + [unnameable_image] * 30 + [second] * 30  # 3 s each at 10 fps
+    data = encode_video(frames, FPS, "mjpeg")
+    with VideoReader(data, CONFIG) as reader:
+        result = score_video(predictor, reader, top_k=2)
+    threshold = predictor.calibration.abstain_below
+    assert result.abstain_below == threshold
+    assert [segment.label for segment in result.segments] == [first_label, NO_ACTION, second_label]
+    middle = result.segments[1]
+    step = 1 / CONFIG.sample_fps
+    assert abs(middle.start_s - 3.0) <= step and abs(middle.end_s - 6.0) <= step
+    assert middle.mean_score < threshold  # the mean top-1 of its frames: why it is "no action"
+    inside = [frame for frame in result.frames if middle.start_s < frame.time_s < middle.end_s]
+    assert len(inside) == middle.frames == 6
+    assert all(frame.smoothed_label == NO_ACTION and frame.abstained for frame in inside)
+    assert all(len(frame.predictions) == 2 and frame.ood_score is not None for frame in inside)
+    outside = [frame for frame in result.frames if frame not in inside]
+    assert not any(frame.abstained for frame in outside)
+    assert {frame.smoothed_label for frame in outside} == {first_label, second_label}
+
+    with VideoReader(data, CONFIG) as reader:  # an export made before calibration: never "no action"
+        old = score_video(uncalibrated_predictor, reader, top_k=2)
+    assert NO_ACTION not in [segment.label for segment in old.segments] and old.abstain_below is None
+    assert not any(frame.abstained or frame.ood_score is not None for frame in old.frames)
 
 
 def test_frames_are_sampled_at_the_configured_rate_and_scaled_for_preprocessing(tmp_path):
