@@ -1,6 +1,6 @@
 """ZenML materializers, never pickle: the classifier as its own safetensors + JSON directory, the out-of-distribution
-statistics as one safetensors file, the export bundle's directory tree, and the dataset manifest together with its
-images, so every step reads data through the artifact store, wherever it runs."""
+statistics and the monitoring reference as one safetensors file each, the export bundle's directory tree, and the
+dataset manifest together with its images, so every step reads data through the artifact store, wherever it runs."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from har_core.inference.table import PredictionsTable
 from har_core.model.classifier import MODEL_CARD_FILE, HarClipClassifier
 from har_core.runtime.confidence import OOD_STATISTICS_FILE, OodStatistics
 from har_core.runtime.manifest import ExportBundle
+from har_core.runtime.reference import REFERENCE_FILE, MonitoringReference
 
 MANIFEST_FILE = "manifest.json"
 IMAGES_ARCHIVE = "images.tar"
@@ -70,6 +71,28 @@ class OodStatisticsMaterializer(BaseMaterializer):
 
     def extract_metadata(self, data: OodStatistics) -> dict[str, Any]:
         return {"classes": int(data.class_means.shape[0]), "dimensions": int(data.class_means.shape[1])}
+
+
+class MonitoringReferenceMaterializer(BaseMaterializer):
+    """The monitoring reference as the one safetensors file an export carries (no pickle)."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (MonitoringReference,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+
+    def load(self, data_type: type[Any]) -> MonitoringReference:
+        with self.get_temporary_directory(delete_at_exit=True) as local_dir:
+            local = os.path.join(local_dir, REFERENCE_FILE)
+            fileio.copy(os.path.join(self.uri, REFERENCE_FILE), local)
+            return MonitoringReference.load(local)
+
+    def save(self, data: MonitoringReference) -> None:
+        with self.get_temporary_directory(delete_at_exit=True) as local_dir:
+            local = data.save(os.path.join(local_dir, REFERENCE_FILE))
+            fileio.copy(str(local), os.path.join(self.uri, REFERENCE_FILE), overwrite=True)
+
+    def extract_metadata(self, data: MonitoringReference) -> dict[str, Any]:
+        summary = data.summary()
+        return {"images": summary["images"], "split": data.split, "median_confidence": summary["median_confidence"]}
 
 
 class ExportBundleMaterializer(BaseMaterializer):

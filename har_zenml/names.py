@@ -11,6 +11,7 @@ EVALUATION_PREDICTIONS_ARTIFACT = "evaluation_predictions"  # every test image's
 RELIABILITY_DIAGRAM_ARTIFACT = "reliability_diagram"  # confidence against accuracy, before and after calibration
 CALIBRATION_ARTIFACT = "calibration"  # the fitted temperatures and thresholds (`Calibration`)
 OOD_STATISTICS_ARTIFACT = "ood_statistics"  # the training embeddings' class means and precision (`OodStatistics`)
+MONITORING_REFERENCE_ARTIFACT = "monitoring_reference"  # val embeddings, predictions, confidences (monitoring's base)
 CALIBRATE_STEP = "calibrate_model"
 
 # Pipelines and the steps looked up by name in their runs (each equal to its function's name; tests/test_layout.py).

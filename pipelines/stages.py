@@ -34,9 +34,11 @@ def evaluate_export_promote(
 ) -> None:
     """Calibrate the fine-tuned model (unless `evaluation.calibration.enabled` is off), evaluate it, export and
     benchmark it, then decide its stage from the report."""
-    calibration = statistics = None
+    calibration = statistics = reference = None
     if evaluation.calibration.enabled:
-        calibration, statistics = calibrate_model(model=trained_model, dataset=dataset, evaluation=evaluation)
+        calibration, statistics, reference = calibrate_model(
+            model=trained_model, dataset=dataset, evaluation=evaluation
+        )
     report, _, _, _, _ = evaluate_model(
         model=trained_model,
         dataset=dataset,
@@ -52,6 +54,7 @@ def evaluate_export_promote(
         calibration=calibration,
         report=report,
         ood_statistics=statistics,
+        reference=reference,
     )
     table, _ = benchmark_exports(exports=exports, dataset=dataset, benchmark=benchmark, split=evaluation.split)
     promote_model(

@@ -14,6 +14,7 @@ from har_core.model.classifier import HarClipClassifier
 from har_core.runtime.confidence import Calibration, OodStatistics
 from har_core.runtime.manifest import ExportBundle, ModelSource
 from har_core.runtime.preprocess import preprocess_batch
+from har_core.runtime.reference import MonitoringReference
 from har_zenml import materializers  # noqa: F401  (registers the materializers of this step's outputs)
 from har_zenml.names import EXPORTS_ARTIFACT
 from har_zenml.project_paths import in_project
@@ -27,12 +28,13 @@ def export_model(
     calibration: Calibration | None = None,
     report: EvaluationReport | None = None,
     ood_statistics: OodStatistics | None = None,
+    reference: MonitoringReference | None = None,
 ) -> Annotated[ExportBundle, EXPORTS_ARTIFACT]:
     """Held-out images of `export.parity_split` are the parity set; a failed gate marks the format not deployable.
 
     `calibration` goes into every format's model card (every format serves the same calibrated probabilities), with
     its figures from the evaluation `report` (ECE before and after, coverage, selective accuracy), and the
-    `ood_statistics` its out-of-distribution score reads."""
+    `ood_statistics` its out-of-distribution score reads, and the monitoring `reference` (so the Bento carries it)."""
     export, context = in_project(export), get_step_context()
     records = dataset.split(export.parity_split)[: export.parity_images]
     if not records:
@@ -51,6 +53,7 @@ def export_model(
     bundle = export_bundle(
         model, pixels, root, export, source, device=export.device, parity_labels=labels,
         calibration=calibration, calibration_metrics=figures, ood_statistics=ood_statistics,
+        monitoring_reference=reference,
     )  # fmt: skip
     parity = {name: bundle.manifest(name).parity.model_dump(mode="json") for name in bundle.deployable_formats()}
     log_metadata(

@@ -120,7 +120,22 @@ def tiny_calibration(tiny_model, synthetic_root):
 
 
 @pytest.fixture(scope="session")
-def tiny_exports(tiny_model, parity_pixels, tiny_calibration, session_dir: Path):
+def tiny_reference(tiny_model, synthetic_root, tiny_calibration):
+    """The tiny model's monitoring reference on every synthetic image (what the calibrate step saves from val)."""
+    from har_core.config import EvaluationConfig
+    from har_core.evaluation.metrics import record_outputs
+    from har_core.runtime.confidence import softmax
+    from har_core.runtime.reference import build_reference
+    from tests.har_core.data.folders import image_records
+
+    records = image_records(synthetic_root, tiny_model.labels)
+    _, embeddings, logits = record_outputs(tiny_model, records, EvaluationConfig(device="cpu", num_workers=0))
+    probabilities = softmax(logits, tiny_calibration[0].temperature)
+    return build_reference(tuple(tiny_model.labels), "val", embeddings, probabilities)
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tiny_model, parity_pixels, tiny_calibration, tiny_reference, session_dir: Path):
     """Every format of the tiny model exported once, calibrated (read-only: copy a format's directory before changing
     it)."""
     from har_core.export.bundle import export_bundle
@@ -130,6 +145,7 @@ def tiny_exports(tiny_model, parity_pixels, tiny_calibration, session_dir: Path)
     return export_bundle(
         tiny_model, parity_pixels, session_dir / "exports", random_init_export_config(), source, "cpu",
         calibration=tiny_calibration[0], ood_statistics=tiny_calibration[1],
+        monitoring_reference=tiny_reference,
     )  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from har_core.runtime.manifest import (
     MODEL_CARD_ROLE,
     OOD_STATISTICS_ROLE,
     PARITY_SET_ROLE,
+    REFERENCE_ROLE,
     TEXT_MODEL_ROLE,
     TOKENIZER_ROLE,
     ExportBundle,
@@ -40,8 +41,11 @@ from har_core.runtime.preprocess import preprocess_batch
 FormatStatusName = Literal["passed", "failed its gate", "export failed"]
 # Files every format carries (or that only describe it): left out of a format's size.
 SHARED_ROLES = frozenset(
-    {CLASS_EMBEDDINGS_ROLE, MODEL_CARD_ROLE, TEXT_MODEL_ROLE, TOKENIZER_ROLE, PARITY_SET_ROLE, OOD_STATISTICS_ROLE}
-)
+    {
+        CLASS_EMBEDDINGS_ROLE, MODEL_CARD_ROLE, TEXT_MODEL_ROLE, TOKENIZER_ROLE, PARITY_SET_ROLE, OOD_STATISTICS_ROLE,
+        REFERENCE_ROLE,
+    }
+)  # fmt: skip
 TENSORRT_ONNX_SOURCE_ROLE = "onnx_source"  # the ONNX graph a TensorRT engine was built from
 LabelledImage = tuple[str | Path, str]  # (image file, its label)
 

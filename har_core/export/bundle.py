@@ -33,6 +33,7 @@ from har_core.runtime.manifest import (
     MODEL_CARD_ROLE,
     OOD_STATISTICS_ROLE,
     PARITY_SET_ROLE,
+    REFERENCE_ROLE,
     TEXT_MODEL_ROLE,
     TOKENIZER_ROLE,
     ExportBundle,
@@ -46,6 +47,7 @@ from har_core.runtime.manifest import (
 )
 from har_core.runtime.model_card import MODEL_CARD_FILE
 from har_core.runtime.parity import PARITY_SET_FILE, describe_parity, run_parity_gate, save_parity_set
+from har_core.runtime.reference import REFERENCE_FILE, MonitoringReference
 from har_core.runtime.tensorrt_engine import TensorRTUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ def export_bundle(
     calibration: Calibration | None = None,
     calibration_metrics: dict[str, float] | None = None,
     ood_statistics: OodStatistics | None = None,
+    monitoring_reference: MonitoringReference | None = None,
 ) -> ExportBundle:
     """Write `<root>/<format>/` for each configured format plus `exports.json`; return the bundle.
 
@@ -73,7 +76,7 @@ def export_bundle(
     a gate with `max_accuracy_drop` fails its format without them. `calibration` goes into every format's model
     card, so every format serves the same calibrated probabilities (and its gate compares calibrated logits);
     `calibration_metrics` are its figures on the test split, recorded beside it; `ood_statistics` (the Mahalanobis
-    score's) is a file of every format."""
+    score's) and the `monitoring_reference` are files of every format."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     classifier = classifier.eval().cpu()
@@ -86,6 +89,8 @@ def export_bundle(
     shared = _write_shared_files(job, root / SHARED_DIR)
     if ood_statistics is not None:
         shared[OOD_STATISTICS_ROLE] = ood_statistics.save(root / SHARED_DIR / OOD_STATISTICS_FILE)
+    if monitoring_reference is not None:
+        shared[REFERENCE_ROLE] = monitoring_reference.save(root / SHARED_DIR / REFERENCE_FILE)
     if config.serving_parity_images:  # re-checked by the service where it runs (har_core.runtime.parity.recheck_parity)
         count = config.serving_parity_images
         subset = (reference[0][:count], reference[1][:count])

@@ -149,3 +149,13 @@ def verdicts(
         )
         for c, s in zip(confidence, scores, strict=True)
     ]
+
+
+def margins(probabilities: np.ndarray) -> np.ndarray:
+    """Per row of calibrated `probabilities`, the top-1 minus the top-2 probability: how far the answer leads its
+    runner-up, which monitoring watches shrink before accuracy falls (the top-1 itself when there is one label)."""
+    rows = np.asarray(probabilities)
+    if rows.shape[1] == 1:
+        return rows[:, 0].copy()
+    best_two = np.partition(rows, -2, axis=1)[:, -2:]  # [:, -1] is the largest, [:, -2] the second
+    return best_two[:, 1] - best_two[:, 0]

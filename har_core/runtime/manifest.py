@@ -33,6 +33,7 @@ TEXT_MODEL_ROLE = "text_model"  # ONNX: input_ids, attention_mask -> normalised 
 TOKENIZER_ROLE = "tokenizer"  # tokenizer.json (HF `tokenizers` format)
 PARITY_SET_ROLE = "parity_set"  # safetensors: held-out "pixels" and the PyTorch "image_embeddings" and "logits"
 OOD_STATISTICS_ROLE = "ood_statistics"  # safetensors: "class_means", "precision" (har_core.runtime.confidence)
+REFERENCE_ROLE = "monitoring_reference"  # safetensors: val "embeddings", "predicted", "confidence" (runtime.reference)
 
 
 class ExportError(RuntimeError):

@@ -17,13 +17,14 @@ from typing import Protocol
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from har_core.runtime.confidence import (
     Calibration,
     OodScoreName,
     OodStatistics,
     Verdict,
+    margins,
     ood_scores,
     softmax,
     verdicts,
@@ -34,6 +35,7 @@ from har_core.runtime.manifest import (
     CLASS_EMBEDDINGS_ROLE,
     MODEL_ROLE,
     OOD_STATISTICS_ROLE,
+    REFERENCE_ROLE,
     TEXT_MODEL_ROLE,
     TOKENIZER_ROLE,
     ExportError,
@@ -41,6 +43,7 @@ from har_core.runtime.manifest import (
     ExportRejectedError,
 )
 from har_core.runtime.preprocess import preprocess_batch
+from har_core.runtime.reference import MonitoringReference
 from har_core.runtime.text_encoder import OnnxTextEncoder
 
 logger = logging.getLogger(__name__)
@@ -63,6 +66,9 @@ class Classification(BaseModel):
 
     predictions: list[Prediction]
     verdict: Verdict
+    margin: float | None = Field(None, description="Calibrated top-1 minus top-2 probability over all the labels.")
+    # What the answer was judged from, for the Bento's records (bento/records.py); not part of an answer.
+    embedding: list[float] | None = Field(None, exclude=True, repr=False)
 
     @property
     def abstained(self) -> bool:
@@ -126,6 +132,13 @@ class Predictor:
         return self.manifest.text_tower is not None
 
     @property
+    def reference(self) -> MonitoringReference | None:
+        """The validation answers monitoring compares served ones with; None for an export made before it."""
+        if REFERENCE_ROLE not in self.manifest.files:
+            return None
+        return MonitoringReference.load(self.manifest.path(self.directory, REFERENCE_ROLE))
+
+    @property
     def calibration(self) -> Calibration | None:
         """The export's fitted temperatures and thresholds; None for an export made before calibration existed."""
         return self.manifest.model_card.calibration
@@ -152,12 +165,20 @@ class Predictor:
         self, pixels: np.ndarray, top_k: int = 5, labels: Sequence[str] | None = None
     ) -> list[Classification]:
         """Like `classify` for pre-processed pixels (batch, 3, crop, crop) float32."""
-        embeddings, logits = self.run(pixels)
+        return self.classify_outputs(*self.run(pixels), top_k, labels)
+
+    def classify_outputs(
+        self, embeddings: np.ndarray, logits: np.ndarray, top_k: int = 5, labels: Sequence[str] | None = None
+    ) -> list[Classification]:
+        """Answers from raw outputs (`run`, or the Bento's batched `raw_outputs`): calibrated probabilities, verdicts
+        and margins, each answer holding its image's embedding."""
         names, probabilities = self.calibrated(embeddings, logits, labels)
         judged = self.verdicts(probabilities, self.ood_scores(embeddings, logits), custom_labels=names != self.labels)
         return [
-            Classification(predictions=rank(names, row, top_k), verdict=verdict)
-            for row, verdict in zip(probabilities, judged, strict=True)
+            Classification(predictions=rank(names, row, top_k), verdict=verdict, margin=float(gap), embedding=image)
+            for row, verdict, gap, image in zip(
+                probabilities, judged, margins(probabilities), np.asarray(embeddings).tolist(), strict=True
+            )
         ]
 
     def probabilities(self, pixels: np.ndarray, labels: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:

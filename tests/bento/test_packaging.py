@@ -3,6 +3,7 @@
 import shutil
 
 import bentoml
+import numpy as np
 import pytest
 from packaging.requirements import Requirement
 
@@ -59,3 +60,15 @@ def test_a_gpu_bento_asks_for_cuda_and_onnxruntime_gpu(bento_model, serving_conf
     assert "onnxruntime-gpu" in requirements and "\nonnxruntime==" not in requirements
     info = yaml.safe_load((Path(bento.path) / "bento.yaml").read_text())
     assert str(info["docker"]["cuda_version"]).startswith("12.")
+
+
+def test_the_bento_model_carries_the_monitoring_reference_and_the_calibration(bento_model, tiny_reference):
+    """Monitoring needs nothing from the training side: the served model's own files hold its reference."""
+    from har_core.runtime.predictor import Predictor
+
+    predictor = Predictor.from_export(bento_model.path, device="cpu")
+    reference = predictor.reference
+    assert reference is not None and reference.labels == tuple(predictor.labels)
+    assert np.array_equal(reference.predicted, tiny_reference.predicted)
+    assert np.array_equal(reference.embeddings, tiny_reference.embeddings)
+    assert predictor.calibration is not None

@@ -38,3 +38,25 @@ def test_the_export_carries_the_statistics_its_out_of_distribution_score_reads(t
     pixels = np.zeros((2, 3, 32, 32), "float32")
     scores = predictor.ood_scores(*predictor.run(pixels))
     assert scores.shape == (2,) and (scores >= 0).all()
+
+
+def test_the_monitoring_reference_is_linked_to_the_version_and_matches_what_the_export_serves(tiny_training_run):
+    """The calibrate step's reference (val embeddings, predicted labels, calibrated confidences) is an artifact of
+    the model version, and the export's Predictor gives the same answers on the same val images."""
+    from har_core.runtime.predictor import Predictor
+    from har_zenml.names import DATASET_ARTIFACT, MONITORING_REFERENCE_ARTIFACT
+
+    run, version = tiny_training_run
+    reference = version.get_artifact(MONITORING_REFERENCE_ARTIFACT).load()
+    manifest = run.steps["load_data"].outputs[DATASET_ARTIFACT][0].load()
+    val = manifest.split("val")
+    assert reference.split == "val" and len(reference.predicted) == len(val)
+    predictor = Predictor.from_export(
+        run.steps[EXPORT_STEP].outputs[EXPORTS_ARTIFACT][0].load().directory("onnx"), device="cpu"
+    )
+    from har_core.data.dataset import load_image
+
+    answers = predictor.classify([load_image(record.path) for record in val], top_k=1)
+    assert [predictor.labels.index(a.predictions[0].label) for a in answers] == reference.predicted.tolist()
+    assert np.allclose([a.verdict.confidence for a in answers], reference.confidence, atol=1e-4)
+    assert predictor.reference.summary() == reference.summary()
