@@ -44,6 +44,9 @@ def summary_lines(run: PipelineRunResponse) -> list[str]:
                 f"  {title}  {report.split} accuracy {report.accuracy:.3f}  macro-F1 {report.macro_f1:.3f}  "
                 f"({report.num_images} images, {len(report.labels)} labels)"
             )
+    calibrated = _output(steps, FINE_TUNED_EVALUATION_STEP, EVALUATION_REPORT_ARTIFACT)
+    if calibrated is not None and calibrated.calibration is not None and calibrated.calibration.reliability_after:
+        lines.append(f"  calibrated  {calibration_line(calibrated.calibration.metrics, calibrated.split)}")
     result = _output(steps, TRAIN_STEP, TRAINING_RESULT_ARTIFACT)
     if result is not None:
         epochs = len(result.history)
@@ -66,6 +69,17 @@ def summary_lines(run: PipelineRunResponse) -> list[str]:
     lines.append("Where to look:")
     lines += [f"  {line}" for line in tracker_lines(run)]
     return lines
+
+
+def calibration_line(figures: dict[str, float], split: str) -> str:
+    """Temperature, ECE before and after, and the share answered at the abstention threshold (docs/confidence.md)."""
+    answered = f"answers {figures['coverage']:.1%} (target {figures['target_coverage']:.0%})"
+    if "selective_accuracy" in figures:
+        answered += f", accuracy {figures['selective_accuracy']:.3f} on those"
+    return (
+        f"temperature {figures['temperature']:.3f}, {split} ECE {figures['ece_before']:.3f} -> "
+        f'{figures["ece_after"]:.3f}; {answered}, "no action" below top-1 {figures["abstain_below"]:.3f}'
+    )
 
 
 def tracker_lines(run: PipelineRunResponse) -> list[str]:

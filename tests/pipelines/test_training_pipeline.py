@@ -100,6 +100,8 @@ def test_the_summary_reports_results_and_where_to_look(quickstart_run):
     assert f"  zero-shot   test accuracy {zero_shot.accuracy:.3f}  macro-F1 {zero_shot.macro_f1:.3f}" in output
     assert f"  fine-tuned  test accuracy {fine_tuned.accuracy:.3f}  macro-F1 {fine_tuned.macro_f1:.3f}" in output
     assert f"best epoch {result.best_epoch} (val accuracy {result.best_val_accuracy:.3f})" in output
+    figures = fine_tuned.calibration.metrics
+    assert f"  calibrated  temperature {figures['temperature']:.3f}, test ECE {figures['ece_before']:.3f} -> " in output
     assert ("stopped early after epoch" in output) == result.stopped_early
     assert f"Checkpoint of the best epoch: {result.best_checkpoint}" in summary
     assert f"Model version: har_clip_classifier version {run.model_version.name} " in output
