@@ -16,6 +16,9 @@ no longer add up to more than the pod's memory or its `/tmp` volume.
 Every error answer of an API call leaves as `{"error": "<message>"}`, BentoML's own included (its validation errors
 carry a list of pydantic errors), so the published OpenAPI document (bento/openapi.py, served here at `/docs.json`)
 can describe one error shape.
+
+`on_error` (bento/prometheus_metrics.py's refusal counter) is told of every API call answered with an error, by the
+guard or by the service behind it: (route, status, whether the guard answered).
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ class RequestGuard:
     `internal_routes`: routes only the service itself may call (its batchable API); `openapi`: the document served
     at `/docs.json`; `form_fields`: route -> its other multipart fields, refused when sent twice; `media_types`: route
     -> the content-type prefixes its files may have (default: images); `route_max_bytes`: route -> its own body
-    limit instead of `max_request_bytes` (a video is larger than a batch of images)."""
+    limit instead of `max_request_bytes` (a video is larger than a batch of images); `on_error`: called with
+    (route, status, answered by the guard) for every API call answered with status 400 or above."""
 
     def __init__(
         self,
@@ -66,8 +70,10 @@ class RequestGuard:
         max_spooled_bytes: int | None = None,
         spool_above_bytes: int = 1024 * 1024,
         body_wait_s: float = 5.0,
+        on_error: Callable[[str, int, bool], None] | None = None,
     ) -> None:
         self.app = app
+        self.on_error = on_error
         largest = max([max_request_bytes, *(route_max_bytes or {}).values()])
         # one largest body always fits each budget, so a lone request is never refused for a budget
         self.spool_above_bytes = spool_above_bytes
@@ -98,13 +104,15 @@ class RequestGuard:
                 problem = await self._check_uploads(scope, body, self.file_fields[scope["path"]])
             if problem is not None:
                 status, message = problem
+                self._report(scope, status, by_guard=True)
                 extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
                 if status == 503:
                     extra = {"Retry-After": str(max(1, math.ceil(self.body_wait_s)))}
                 return await JSONResponse({"error": message}, status_code=status, headers=extra)(scope, receive, send)
             marker = _INSIDE_CHECKED_REQUEST.set(True)
+            answer = _uniform_errors(send, functools.partial(self._report, scope))
             try:
-                await self.app(scope, replay(body, receive), _uniform_errors(send))
+                await self.app(scope, replay(body, receive), answer)
             finally:
                 _INSIDE_CHECKED_REQUEST.reset(marker)
         finally:
@@ -133,6 +141,10 @@ class RequestGuard:
                 f"got content type {media_type or 'none'!r}."
             )
         return None
+
+    def _report(self, scope: Scope, status: int, by_guard: bool = False) -> None:
+        if self.on_error is not None:
+            self.on_error(scope["path"], status, by_guard)
 
     def _max_bytes(self, scope: Scope) -> int:
         return self.route_max_bytes.get(scope["path"], self.max_request_bytes)
@@ -181,8 +193,8 @@ class RequestGuard:
         return None
 
 
-def _uniform_errors(send: Send) -> Send:
-    """A `send` that rewrites the body of any 4xx/5xx answer to `{"error": "<message>"}`."""
+def _uniform_errors(send: Send, on_error: Callable[[int], None]) -> Send:
+    """A `send` that rewrites the body of any 4xx/5xx answer to `{"error": "<message>"}`, its status to `on_error`."""
     start: dict[str, Any] | None = None
     chunks: list[bytes] = []
 
@@ -190,6 +202,7 @@ def _uniform_errors(send: Send) -> Send:
         nonlocal start
         if message["type"] == "http.response.start" and message["status"] >= 400:
             start = message
+            on_error(message["status"])
             return None
         if start is None or message["type"] != "http.response.body":
             return await send(message)

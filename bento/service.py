@@ -40,6 +40,8 @@ from bento.drain import refuse_new_connections_on_sigterm
 from bento.guard import RequestGuard
 from bento.model_calls import SerialPredictor
 from bento.openapi import VIDEO_ROUTE_ERRORS, published_spec
+from bento.prometheus_metrics import record_answers, record_error_answer, record_video, reference_median, start_metrics
+from bento.records import PredictionRecorder, monitoring_settings
 from bento.serving_config import bento_model_tag, load_serving_config
 from bento.video_route import VIDEO_MEDIA_TYPES, VideoLimitsError, VideoPredictResponse, score_upload, upload_limit
 from bento.watchdog import record_clean_exit, start_watchdog
@@ -47,7 +49,7 @@ from har_core.runtime.confidence import NO_ACTION, Verdict
 from har_core.runtime.images import ImageTooLargeError, InvalidImageError
 from har_core.runtime.memory import return_large_frees_to_the_os
 from har_core.runtime.parity import recheck_parity
-from har_core.runtime.predictor import Classification, Prediction, Predictor, rank
+from har_core.runtime.predictor import Classification, Prediction, Predictor
 from har_core.runtime.preprocess import normalize
 from har_core.runtime.settings import API_TOKEN_ENV, BENTO_SERVICE_NAME
 
@@ -141,6 +143,7 @@ class BadRequest(ValueError):
     # BentoML 1.4's self-proxy closes its connection after `max_requests` (or `max_age`) even with requests in
     # flight on it, which fails them with 500 under load; the in-process connection never needs recycling.
     runner_connection={"max_requests": 2**31, "max_age": 10.0**9},
+    monitoring=monitoring_settings(CONFIG.records),  # every answer recorded (bento/records.py)
 )
 class HarClipService:
     """Human-action predictions from the packaged export (labels, format and version: `/metadata`)."""
@@ -170,6 +173,11 @@ class HarClipService:
         self.videos_in_flight = 0  # event loop only
         logger.info("Serving %s (%s)", self.model_info, self.bento_model.tag)
         self.startup_parity = _startup_parity(self.predictor)
+        calibration = self.predictor.calibration
+        self.records = PredictionRecorder(
+            CONFIG.records, self.model_info.model_dump(), calibration.ood_above if calibration else None
+        )
+        start_metrics(self.model_info, reference_median(self.predictor))  # bento/prometheus_metrics.py: /metrics
         refuse_new_connections_on_sigterm()  # in-flight requests finish, new connections are refused
 
     def __is_ready__(self) -> bool:
@@ -184,6 +192,7 @@ class HarClipService:
     @bentoml.on_shutdown
     def _shut_down(self) -> None:
         record_clean_exit()
+        self.records.close()
         self.decoders.shutdown(wait=False, cancel_futures=True)
         self.video_workers.shutdown(wait=False, cancel_futures=True)
 
@@ -211,6 +220,7 @@ class HarClipService:
     @bentoml.api
     async def predict(self, image: Path, top_k: TopK = CONFIG.default_top_k) -> PredictResponse:
         """Rank the model's labels for one uploaded image (multipart field `image`)."""
+        received = time.perf_counter()
         try:
             self._check_top_k(top_k, len(self.predictor.labels))
             crops = await self._decoded([image], decode_crops)
@@ -219,14 +229,18 @@ class HarClipService:
         started = time.perf_counter()
         embeddings, logits = await self._batched_outputs(crops)
         # off the event loop: the Mahalanobis out-of-distribution score is milliseconds of numpy at 512 dimensions
-        answers = await asyncio.to_thread(_own_label_answers, self.predictor, embeddings, logits, top_k)
+        answers = await asyncio.to_thread(self.predictor.classify_outputs, embeddings, logits, top_k)
         elapsed = (time.perf_counter() - started) * 1000
-        return self._response(answers[0], False, elapsed)
+        record_answers("/predict", answers, self.model_info)
+        response = self._response(answers[0], False, elapsed)
+        await self.records.images("/predict", answers, [image], response.calibration, elapsed, received)
+        return response
 
     @bentoml.api
     async def predict_batch(self, images: list[Path], top_k: TopK = CONFIG.default_top_k) -> BatchPredictResponse:
         """Rank the model's labels for several uploaded images (repeated multipart field `images`); `verdicts` holds
         each image's abstention and out-of-distribution fields, in upload order."""
+        received = time.perf_counter()
         try:
             if len(images) > CONFIG.max_batch_images:
                 raise BadRequest(400, f"{len(images)} images sent; the limit is {CONFIG.max_batch_images} per call.")
@@ -237,7 +251,9 @@ class HarClipService:
         started = time.perf_counter()
         answers = await asyncio.to_thread(self.serial.classify_pixels, pixels, top_k)
         elapsed = (time.perf_counter() - started) * 1000
+        record_answers("/predict_batch", answers, self.model_info)
         kind, threshold = self._calibration_used(custom_labels=False)
+        await self.records.images("/predict_batch", answers, images, kind, elapsed, received)
         return BatchPredictResponse(
             predictions=[answer.predictions for answer in answers],
             verdicts=[answer.verdict for answer in answers],
@@ -259,6 +275,7 @@ class HarClipService:
         Custom labels are calibrated by the zero-shot temperature and abstain below a threshold chosen on validation
         with the model's own labels (`calibration: "zero-shot"`, `abstain_below` in the answer); the model's own
         labels, sent as they are, are answered as `/predict` answers them (`"own-labels"`)."""
+        received = time.perf_counter()
         try:
             labels = self._check_labels(labels)
             self._check_top_k(top_k or 1, CONFIG.max_custom_labels)
@@ -269,7 +286,10 @@ class HarClipService:
         started = time.perf_counter()
         answers = await asyncio.to_thread(self.serial.classify_pixels, pixels, top_k, labels)
         elapsed = (time.perf_counter() - started) * 1000
-        return self._response(answers[0], labels != self.predictor.labels, elapsed)
+        record_answers("/classify", answers, self.model_info, custom_labels=labels != self.predictor.labels)
+        response = self._response(answers[0], labels != self.predictor.labels, elapsed)
+        await self.records.images("/classify", answers, [image], response.calibration, elapsed, received)
+        return response
 
     @bentoml.api
     async def predict_video(self, video: Path, top_k: TopK = CONFIG.default_top_k) -> VideoPredictResponse:
@@ -281,7 +301,7 @@ class HarClipService:
         self.videos_in_flight += 1
         try:
             self._check_top_k(top_k, len(self.predictor.labels))
-            started = time.perf_counter()
+            started = received = time.perf_counter()
             result = await asyncio.get_running_loop().run_in_executor(
                 self.video_workers, score_upload, self.serial, video, _upload_name(video), VIDEO_LIMITS,
                 self.decode_budget, CONFIG.timeout_s, top_k,
@@ -295,6 +315,8 @@ class HarClipService:
         finally:
             self.videos_in_flight -= 1
         elapsed = (time.perf_counter() - started) * 1000
+        record_video(len(result.frames), self.model_info)
+        await self.records.video(result, self._calibration_used(custom_labels=False)[0], elapsed, received)
         return VideoPredictResponse(**result.model_dump(), model=self.model_info.model_dump(), inference_ms=elapsed)
 
     @bentoml.api
@@ -429,19 +451,6 @@ def _startup_parity(predictor: Predictor) -> dict[str, Any]:
     return summary
 
 
-def _own_label_answers(
-    predictor: Predictor, embeddings: np.ndarray, logits: np.ndarray, top_k: int
-) -> list[Classification]:
-    """Answers over the model's own labels from raw outputs (`raw_outputs`, or a direct model call): calibrated
-    probabilities and verdicts, as `Predictor.classify_pixels` makes them."""
-    names, probabilities = predictor.calibrated(embeddings, logits)
-    judged = predictor.verdicts(probabilities, predictor.ood_scores(embeddings, logits), custom_labels=False)
-    return [
-        Classification(predictions=rank(names, row, top_k), verdict=verdict)
-        for row, verdict in zip(probabilities, judged, strict=True)
-    ]
-
-
 def _upload_name(path: Path) -> str:
     """The client's file name: BentoML stores uploads as `tmp<8 random chars><name>`."""
     return _TEMP_PREFIX.sub("", path.name) or "uploaded image"
@@ -504,4 +513,5 @@ HarClipService.add_asgi_middleware(
     max_spooled_bytes=CONFIG.max_spooled_bytes,
     spool_above_bytes=CONFIG.spool_above_bytes,
     body_wait_s=CONFIG.body_wait_s,
+    on_error=record_error_answer,  # refusals by reason on /metrics (bento/prometheus_metrics.py)
 )

@@ -59,7 +59,7 @@ def summary_lines(run: PipelineRunResponse) -> list[str]:
         version = run.model_version
         lines.append(
             f"Model version: {version.model.name} version {version.name} "
-            f"(zenml model version list {version.model.name})"
+            f"(zenml model version list --model {version.model.name})"
         )
     decision = _output(steps, PROMOTE_STEP, PROMOTION_DECISION_ARTIFACT)
     if decision is not None:

@@ -2,8 +2,8 @@
 
 A developer without podman or Chromium gets a skip with the reason. The landing CI runs `.ci/run` with `CI=true`
 and installs every tool below first, so there the same skip is a failure: a failed `apt-get install` would
-otherwise turn the container, browser and qemu tests into skips and leave the run green. GPU tests are not here:
-CI never has a GPU, and they stay skips.
+otherwise turn the container, browser, qemu and Prometheus tests into skips and leave the run green. GPU tests are
+not here: CI never has a GPU, and they stay skips.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import NoReturn
 import pytest
 
 # What `.ci/run` installs (Debian package names) or needs (root, for the container tests).
-REQUIRED_IN_CI = ("podman", "runc", "debootstrap", "chromium", "qemu-user", "root")
+REQUIRED_IN_CI = ("podman", "runc", "debootstrap", "chromium", "qemu-user", "prometheus", "root")
 
 
 def in_ci() -> bool:

@@ -103,6 +103,10 @@ ALLOWED = {
     # pipeline test scores such a folder, tests/pipelines/test_inference_pipeline.py).
     "mkdir": "creates the reader's input folder for batch inference (data/incoming)",
     "cp": "copies the quick path's images into the reader's input folder for batch inference",
+    # The alert rules and the example Prometheus config: tests/bento/test_prometheus_metrics.py runs the same
+    # promtool checks on the shipped files, and a real Prometheus with the rules (Debian's package; CI installs it).
+    "promtool": "checks the shipped rules and config (tests/bento/test_prometheus_metrics.py runs the same checks)",
+    "prometheus": "runs Prometheus (tests/bento/test_prometheus_metrics.py runs a real one with the shipped rules)",
 }
 
 CLICK_TOOLS = {"har-clip", "zenml", "bentoml", "mlflow", "wandb", "streamlit"}  # har-clip: ours (cli.main:cli)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 BENTO_MODEL_NAME = "har_clip_classifier"
 BENTO_SERVICE_NAME = "har_clip"
 API_TOKEN_ENV = "HAR_CLIP_API_TOKEN"  # set: every API call needs `Authorization: Bearer <token>`
 SERVING_CONFIG_ENV = "HAR_CLIP_SERVING_CONFIG"  # path of a serving YAML overriding bento/serving.yaml
 BENTO_MODEL_ENV = "HAR_CLIP_BENTO_MODEL"  # BentoML model tag to serve (default: <BENTO_MODEL_NAME>:latest)
+# where the Bento writes its prediction records; wins over `records.directory` (default: <BentoML home>/records)
+RECORDS_DIR_ENV = "HAR_CLIP_RECORDS_DIR"
 
 
 class StrictConfig(BaseModel):
@@ -82,6 +84,35 @@ SERVING_VIDEO = VideoConfig(
 )
 
 
+class RecordsConfig(StrictConfig):
+    """What the Bento records of every answer for monitoring (bento/records.py; the schema and its reader:
+    har_core.runtime.serve_records), and the disk the records may take.
+
+    One JSON line per image or video answered; `embedding_sample_rate` of the image rows carry the image embedding
+    (~6 KB each at 512 dimensions, so not every row); uploaded bytes only with `keep_images`, and only uploads up to
+    `max_image_kb`. The files rotate at `max_file_mb`, and closed files are deleted oldest first to keep the directory
+    within `max_total_mb`, every worker's live file counted at its full `max_file_mb`.
+    """
+
+    enabled: bool = True
+    directory: str | None = None  # $HAR_CLIP_RECORDS_DIR wins; neither: <BentoML home>/records
+    embedding_sample_rate: float = Field(0.1, ge=0, le=1)
+    keep_images: bool = False
+    max_image_kb: int = Field(512, ge=1)  # with keep_images: larger uploads are recorded without their bytes
+    max_file_mb: float = Field(16.0, gt=0)
+    max_total_mb: float = Field(1024.0, gt=0)
+
+    @model_validator(mode="after")
+    def _an_image_row_fits_a_file(self) -> RecordsConfig:
+        """A row longer than `max_file_mb` makes a file of its own, past the file size the cap counts on."""
+        if self.keep_images and self.max_image_kb * 1024 * 4 / 3 > self.max_file_mb * 1024 * 1024 / 2:
+            raise ValueError(
+                f"records.max_image_kb ({self.max_image_kb}) is too large for records.max_file_mb "
+                f"({self.max_file_mb}): a kept image (base64, 4/3 of its bytes) must fit in half a file."
+            )
+        return self
+
+
 class ServingConfig(StrictConfig):
     """The Bento service's batching, limits and access settings (bento/serving.yaml; deployment configs override).
 
@@ -121,3 +152,15 @@ class ServingConfig(StrictConfig):
     # that fails it not ready (/readyz 503); `warn` serves anyway. Either way /metadata and the log say the result.
     startup_parity: Literal["require", "warn"] = "require"
     video: VideoConfig = SERVING_VIDEO  # /predict_video: sampling, smoothing and the limits of one upload
+    records: RecordsConfig = RecordsConfig()  # what is recorded of every answer, for monitoring
+
+    @model_validator(mode="after")
+    def _records_cap_holds_every_worker(self) -> ServingConfig:
+        """Each worker writes its own live file; the cap keeps those and at least one closed file."""
+        records = self.records
+        if records.max_total_mb < (self.workers + 1) * records.max_file_mb:
+            raise ValueError(
+                f"records.max_total_mb ({records.max_total_mb}) must be at least (workers + 1) x records.max_file_mb "
+                f"= {(self.workers + 1) * records.max_file_mb}: every worker's live file and one closed file."
+            )
+        return self

@@ -57,7 +57,8 @@ def test_the_kubernetes_deployment_runs_under_podman_kube_play(container_image, 
     deployment["metadata"]["name"] = name
     deployment["spec"]["replicas"] = 1
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    env_vars = [item for item in container["env"] if "value" in item]  # BENTOML_HOME; not the secret
+    deployment["spec"]["template"]["spec"].pop("initContainers")  # the records shipper needs a store to ship to
+    env_vars = [item for item in container["env"] if "value" in item]  # BENTOML_HOME, the records; not the secret
     container.update(image=f"localhost/{container_image}", imagePullPolicy="Never", env=env_vars)
     container.pop("ports")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -87,6 +88,13 @@ def test_the_kubernetes_deployment_runs_under_podman_kube_play(container_image, 
             env=env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert predicted.stdout.strip() == "200", predicted.stderr
+        files = "glob.glob('/home/bentoml/records/predictions/*.jsonl')"
+        count_rows = f"import glob; print(sum(1 for path in {files} for _ in open(path)))"
+        recorded = subprocess.run(
+            ["podman", "exec", pod_container, "/app/.venv/bin/python", "-c", count_rows],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert recorded.stdout.strip() == "1", recorded.stderr  # the prediction's row, on the records volume
         writes = subprocess.run(
             ["podman", "exec", pod_container, "/app/.venv/bin/python", "-c",
              "import os; print(os.getuid()); open('/home/bentoml/bento/x', 'w')"],

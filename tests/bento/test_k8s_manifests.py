@@ -41,6 +41,8 @@ def test_probes_service_and_autoscaler_point_at_the_bento(variant):
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] in ("/livez", "/healthz")
     assert container["ports"][0]["containerPort"] == 3000 and "3000" in container["args"]
+    scrape = pod["metadata"]["annotations"]  # Prometheus's pod discovery (bento_ops/monitoring/prometheus.yml)
+    assert scrape == {"prometheus.io/scrape": "true", "prometheus.io/port": "3000", "prometheus.io/path": "/metrics"}
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
@@ -64,7 +66,7 @@ def test_pods_run_non_root_read_only_and_drain_within_their_grace_period(variant
     assert security["allowPrivilegeEscalation"] is False and security["readOnlyRootFilesystem"] is True
     assert security["capabilities"]["drop"] == ["ALL"]
     mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
-    assert set(mounts) == {"/tmp", "/home/bentoml/bentoml", "/home/bentoml/.cache"}
+    assert set(mounts) == {"/tmp", "/home/bentoml/bentoml", "/home/bentoml/.cache", "/home/bentoml/records"}
     env = {item["name"]: item.get("value") for item in container["env"]}
     assert env["BENTOML_HOME"] == "/home/bentoml/bentoml"  # the image's own is /home/bentoml/, which holds the Bento
     assert {volume["name"] for volume in pod["volumes"] if "emptyDir" in volume} == set(mounts.values())
@@ -73,3 +75,30 @@ def test_pods_run_non_root_read_only_and_drain_within_their_grace_period(variant
     pdb = documents["PodDisruptionBudget"]
     labels = documents["Deployment"]["spec"]["template"]["metadata"]["labels"]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def _mebibytes(quantity: str) -> float:
+    return float(quantity.removesuffix("Mi")) if quantity.endswith("Mi") else float(quantity.removesuffix("Gi")) * 1024
+
+
+@pytest.mark.parametrize("variant", sorted(MANIFESTS))
+def test_records_have_a_volume_they_fit_and_a_sidecar_ships_them(variant):
+    """The server writes its records (bento/records.py) to a volume of their own, larger than their cap; a native
+    sidecar (an init container that restarts, so it outlives the server) mounts it read-only and copies the closed
+    files every minute and everything when it is stopped; it runs as locked down as the server."""
+    from bento.serving_config import load_serving_config
+
+    pod = _documents(MANIFESTS[variant])["Deployment"]["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    env = {item["name"]: item.get("value") for item in server["env"]}
+    mounts = {mount["name"]: mount["mountPath"] for mount in server["volumeMounts"]}
+    assert env["HAR_CLIP_RECORDS_DIR"] == mounts["records"]
+    volume = next(volume for volume in pod["volumes"] if volume["name"] == "records")
+    records = load_serving_config().records
+    assert records.max_total_mb + 64 <= _mebibytes(volume["emptyDir"]["sizeLimit"])
+    (shipper,) = pod["initContainers"]
+    assert shipper["restartPolicy"] == "Always"
+    assert shipper["volumeMounts"] == [{"name": "records", "mountPath": "/records", "readOnly": True}]
+    script = shipper["args"][0]
+    assert "/records/predictions" in script and "--exclude 'live.*'" in script and "trap 'ship; exit 0' TERM" in script
+    assert shipper["securityContext"] == server["securityContext"]

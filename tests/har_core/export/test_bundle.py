@@ -107,6 +107,19 @@ def test_predict_gives_probabilities_over_the_label_set(tiny_exports, tiny_model
         assert row[0].score == pytest.approx(float(probabilities.max()), abs=1e-4)
 
 
+def test_an_answer_carries_its_margin_and_embedding_for_the_records(tiny_exports, parity_pixels):
+    """The margin is over the whole label set, whatever `top_k` returns; the embedding is the model's own, kept out
+    of the answer's dump (the Bento records it, bento/records.py)."""
+    predictor = Predictor.from_export(tiny_exports.directory("onnx"), device="cpu")
+    embeddings, logits = predictor.run(parity_pixels)
+    answers = predictor.classify_pixels(parity_pixels, top_k=1)
+    best_two = np.sort(predictor.calibrated(embeddings, logits)[1], axis=1)[:, -2:]
+    assert [answer.margin for answer in answers] == pytest.approx(best_two[:, 1] - best_two[:, 0], abs=1e-6)
+    assert np.array_equal(np.asarray([answer.embedding for answer in answers], np.float32), embeddings)
+    assert answers == predictor.classify_outputs(embeddings, logits, top_k=1)
+    assert set(answers[0].model_dump()) == {"predictions", "verdict", "margin"}
+
+
 def test_open_vocabulary_labels_match_the_pytorch_text_tower(tiny_exports, tiny_model, parity_pixels):
     labels = ["running", "juggling", "sleeping on a bench"]
     predictor = Predictor.from_export(tiny_exports.directory("onnx-int8"), device="cpu")
