@@ -300,3 +300,34 @@ def test_camera_noise_frames_abstain_or_are_flagged_out_of_distribution(quicksta
     assert caught >= 0.9
     assert flagged <= 0.15
     assert all(len(answer.predictions) == 3 for answer in noise)  # abstained answers still rank the labels
+
+
+def test_a_blank_stretch_of_a_video_is_a_no_action_segment_for_the_trained_model(quickstart_run):
+    """The issue's video test on a model that learnt the actions: 3 s of black frames (a covered camera) between two
+    stretches of one action, longer than min_segment_s plus the smoothing window (1 + 1.5 s), become "no action"."""
+    from har_core.data.dataset import load_image
+    from har_core.runtime.confidence import NO_ACTION
+    from har_core.runtime.predictor import Predictor
+    from har_core.runtime.settings import VideoConfig
+    from har_core.runtime.video import VideoReader
+    from har_core.runtime.video_scoring import score_video
+    from tests.videos import encode_video
+
+    quickstart_run, _ = quickstart_run
+    bundle = quickstart_run.steps[EXPORT_STEP].outputs[EXPORTS_ARTIFACT][0].load()
+    predictor = Predictor.from_export(bundle.directory("onnx"), device="cpu")
+    manifest = quickstart_run.steps["load_data"].outputs[DATASET_ARTIFACT][0].load()
+    images = [load_image(record.path) for record in manifest.split("test")[:40]]
+    answers = predictor.classify(images, top_k=1)
+    action = next(image for image, answer in zip(images, answers, strict=True) if answer.verdict.confidence > 0.9)
+    label = predictor.classify([action], top_k=1)[0].predictions[0].label
+    blank = Image.new("RGB", action.size, (0, 0, 0))
+    frames = [action] * 30 + [blank] * 30 + [action] * 30  # 3 s each at 10 fps
+    config = VideoConfig(sample_fps=2.0, smoothing_window=3, min_segment_s=1.0)
+    with VideoReader(encode_video(frames, 10, "mjpeg"), config) as reader:
+        result = score_video(predictor, reader, top_k=3)
+    print([(s.label, s.start_s, s.end_s, round(s.mean_score, 3)) for s in result.segments])
+    assert [segment.label for segment in result.segments] == [label, NO_ACTION, label]
+    middle = result.segments[1]
+    assert abs(middle.start_s - 3.0) <= 0.5 and abs(middle.end_s - 6.0) <= 0.5
+    assert middle.mean_score < predictor.calibration.abstain_below
