@@ -36,11 +36,7 @@ def confusion_matrix_image(report: EvaluationReport, title: str = "") -> Image.I
                     axis.text(column, row, format(value, fmt), ha="center", va="center", fontsize=6, color=colour)
         figure.colorbar(shown, ax=axis, shrink=0.7)
     figure.suptitle(title or f"{report.split} split: accuracy {report.accuracy:.3f} on {report.num_images} images")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    buffer.seek(0)
-    return Image.open(buffer).convert("RGB")
+    return _as_image(figure)
 
 
 def per_class_image(report: EvaluationReport, title: str = "") -> Image.Image:
@@ -56,11 +52,7 @@ def per_class_image(report: EvaluationReport, title: str = "") -> Image.Image:
     axis.set_xlim(0, 1)
     axis.legend(loc="lower right", fontsize=8)
     axis.set_title(title or f"{report.split} split: per-class precision, recall and F1")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    buffer.seek(0)
-    return Image.open(buffer).convert("RGB")
+    return _as_image(figure)
 
 
 def reliability_diagram_image(report: EvaluationReport, title: str = "") -> Image.Image:
@@ -91,6 +83,11 @@ def reliability_diagram_image(report: EvaluationReport, title: str = "") -> Imag
     axis.set_ylabel("accuracy in the bin")
     axis.legend(loc="upper left", fontsize=8)
     axis.set_title(title or f"{report.split} split: reliability")
+    return _as_image(figure)
+
+
+def _as_image(figure: plt.Figure) -> Image.Image:
+    """The figure as an RGB PIL image (PNG at 100 dpi), the figure closed."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
