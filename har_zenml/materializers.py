@@ -52,43 +52,40 @@ class HarClipClassifierMaterializer(BaseMaterializer):
         }
 
 
-class OodStatisticsMaterializer(BaseMaterializer):
-    """The Mahalanobis statistics as the one safetensors file an export carries (no pickle)."""
+class _SafetensorsFileMaterializer(BaseMaterializer):
+    """A type stored as the one safetensors file an export also carries: its own `save(path)` and `load(path)`."""
+
+    SKIP_REGISTRATION: ClassVar[bool] = True
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+    FILE_NAME: ClassVar[str]
+
+    def load(self, data_type: type[Any]) -> Any:
+        with self.get_temporary_directory(delete_at_exit=True) as local_dir:
+            local = os.path.join(local_dir, self.FILE_NAME)
+            fileio.copy(os.path.join(self.uri, self.FILE_NAME), local)
+            return data_type.load(local)
+
+    def save(self, data: Any) -> None:
+        with self.get_temporary_directory(delete_at_exit=True) as local_dir:
+            local = data.save(os.path.join(local_dir, self.FILE_NAME))
+            fileio.copy(str(local), os.path.join(self.uri, self.FILE_NAME), overwrite=True)
+
+
+class OodStatisticsMaterializer(_SafetensorsFileMaterializer):
+    """The Mahalanobis statistics (`ood_statistics.safetensors`, no pickle)."""
 
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (OodStatistics,)
-    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
-
-    def load(self, data_type: type[Any]) -> OodStatistics:
-        with self.get_temporary_directory(delete_at_exit=True) as local_dir:
-            local = os.path.join(local_dir, OOD_STATISTICS_FILE)
-            fileio.copy(os.path.join(self.uri, OOD_STATISTICS_FILE), local)
-            return OodStatistics.load(local)
-
-    def save(self, data: OodStatistics) -> None:
-        with self.get_temporary_directory(delete_at_exit=True) as local_dir:
-            local = data.save(os.path.join(local_dir, OOD_STATISTICS_FILE))
-            fileio.copy(str(local), os.path.join(self.uri, OOD_STATISTICS_FILE), overwrite=True)
+    FILE_NAME: ClassVar[str] = OOD_STATISTICS_FILE
 
     def extract_metadata(self, data: OodStatistics) -> dict[str, Any]:
         return {"classes": int(data.class_means.shape[0]), "dimensions": int(data.class_means.shape[1])}
 
 
-class MonitoringReferenceMaterializer(BaseMaterializer):
-    """The monitoring reference as the one safetensors file an export carries (no pickle)."""
+class MonitoringReferenceMaterializer(_SafetensorsFileMaterializer):
+    """The monitoring reference (`monitoring_reference.safetensors`, no pickle)."""
 
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (MonitoringReference,)
-    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
-
-    def load(self, data_type: type[Any]) -> MonitoringReference:
-        with self.get_temporary_directory(delete_at_exit=True) as local_dir:
-            local = os.path.join(local_dir, REFERENCE_FILE)
-            fileio.copy(os.path.join(self.uri, REFERENCE_FILE), local)
-            return MonitoringReference.load(local)
-
-    def save(self, data: MonitoringReference) -> None:
-        with self.get_temporary_directory(delete_at_exit=True) as local_dir:
-            local = data.save(os.path.join(local_dir, REFERENCE_FILE))
-            fileio.copy(str(local), os.path.join(self.uri, REFERENCE_FILE), overwrite=True)
+    FILE_NAME: ClassVar[str] = REFERENCE_FILE
 
     def extract_metadata(self, data: MonitoringReference) -> dict[str, Any]:
         summary = data.summary()
